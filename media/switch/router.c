@@ -1,0 +1,1003 @@
+/*
+ * The switch: one worker's socket, transports and forwarding tables.
+ *
+ * Packet path (forward mode), one named step each:
+ *   on_socket_readable -> route_datagram (RFC 7983 demux)
+ *     -> on_stun / on_dtls / on_srtp
+ *     -> on_srtp: find the port by 5-tuple, SRTP unprotect,
+ *        on_rtp (find the track, cache for NACK, forward_to_outputs)
+ *        or on_rtcp (feedback from subscribers, reports from publishers)
+ *     -> forward_one: one egress copy per subscriber, rewrite SSRC, seq,
+ *        timestamp and PT, SRTP protect in place, queue for sendmmsg
+ *   -> cv_udp_flush at the end of the batch.
+ * No allocation but pool packets, no lock, no log above debug.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+
+#include "conclave/clock.h"
+#include "conclave/loop.h"
+#include "conclave/pool.h"
+#include "conclave/rtcp.h"
+#include "conclave/rtp.h"
+#include "conclave/stun.h"
+#include "conclave/switch.h"
+#include "conclave/udp.h"
+#include "conclave/worker.h"
+#include "media/switch/nack_cache.h"
+#include "media/switch/transport.h"
+
+/* Retransmissions older than this are useless to a real-time receiver. */
+#define NACK_MAX_AGE_MS 1000
+/* The SSRC the node uses as sender of its own RTCP (PLI, RR). */
+#define NODE_RTCP_SSRC 0x436f6e63u /* "Conc" */
+
+struct out;
+
+struct in_track {
+	uint64_t id;
+	struct port *pub;
+	struct cv_track_spec spec;
+	struct cv_nack_cache *cache; /* video only */
+	uint64_t last_pli_ms;
+	bool pli_pending; /* asked while rate-limited: send when allowed */
+	struct out **outs;
+	size_t n_outs, cap_outs;
+	/* receive statistics for receiver reports */
+	bool seq_started;
+	struct cv_rtp_seq seq;
+	uint64_t packets, bytes;
+};
+
+struct out {
+	struct in_track *track;
+	struct port *sub;
+	struct cv_sub_spec spec;
+	bool started;
+	uint16_t seq_delta;
+	uint32_t ts_delta;
+	uint64_t packets, octets;
+	uint32_t last_ts;
+};
+
+struct port {
+	struct cv_transport *t;
+	uint64_t id;
+	struct in_track **tracks; /* published on this transport */
+	size_t n_tracks, cap_tracks;
+	struct out **outs; /* subscribed through this transport */
+	size_t n_outs, cap_outs;
+};
+
+struct cv_switch {
+	struct cv_worker *worker;
+	struct cv_loop *loop;
+	struct cv_pool *pool;
+	struct cv_switch_config cfg;
+	struct cv_udp udp;
+	struct cv_io udp_io;
+	struct port **ports;
+	size_t n_ports, cap_ports;
+	struct port *last_hit; /* most packets come in runs from one peer */
+	struct cv_timer report_timer;
+	/* single writer (the worker), relaxed readers (metrics) */
+	struct cv_switch_stats stats;
+};
+
+#define DROP_NAME_(id, name) [CV_DROP_##id] = name,
+static const char *const drop_names[CV_DROP_COUNT] = {
+	CV_DROP_REASONS(DROP_NAME_)};
+#undef DROP_NAME_
+
+const char *cv_drop_name(enum cv_drop reason)
+{
+	return reason < CV_DROP_COUNT ? drop_names[reason] : "unknown";
+}
+
+/* Single-writer counter: a relaxed load and store, no locked instruction. */
+static inline void count(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n,
+			 __ATOMIC_RELAXED);
+}
+
+static inline void drop(struct cv_switch *sw, enum cv_drop why)
+{
+	count(&sw->stats.drops[why], 1);
+}
+
+void cv_switch_get_stats(const struct cv_switch *sw,
+			 struct cv_switch_stats *out)
+{
+	const uint64_t *src = (const uint64_t *)&sw->stats;
+	uint64_t *dst = (uint64_t *)out;
+	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+/* ---- small dynamic arrays (control plane only) ---- */
+
+static int grow(void ***arr, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap * 2 : 8;
+	while (n < need)
+		n *= 2;
+	void **a = realloc(*arr, n * sizeof(void *));
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
+	*cap = n;
+	return 0;
+}
+
+static int push(void ***arr, size_t *n, size_t *cap, void *item)
+{
+	int err = grow(arr, cap, *n + 1);
+	if (err)
+		return err;
+	(*arr)[(*n)++] = item;
+	return 0;
+}
+
+static void remove_item(void **arr, size_t *n, void *item)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (arr[i] == item) {
+			arr[i] = arr[--*n];
+			return;
+		}
+	}
+}
+
+#define PUSH(arr, n, cap, item) push((void ***)&(arr), &(n), &(cap), (item))
+#define REMOVE(arr, n, item) remove_item((void **)(arr), &(n), (item))
+
+/* ---- lookups ---- */
+
+static struct port *port_by_id(struct cv_switch *sw, uint64_t id)
+{
+	for (size_t i = 0; i < sw->n_ports; i++)
+		if (sw->ports[i]->id == id)
+			return sw->ports[i];
+	return NULL;
+}
+
+/*
+ * The 5-tuple -> transport map. A linear scan with a last-hit shortcut is
+ * enough for the rooms of one worker today; perf/RESULTS.md tracks it.
+ */
+static struct port *port_by_addr(struct cv_switch *sw,
+				 const struct sockaddr_storage *addr)
+{
+	struct port *p = sw->last_hit;
+	const struct sockaddr_storage *peer;
+	if (p && (peer = cv_transport_peer(p->t)) && cv_sockaddr_same(peer, addr))
+		return p;
+	for (size_t i = 0; i < sw->n_ports; i++) {
+		p = sw->ports[i];
+		peer = cv_transport_peer(p->t);
+		if (peer && cv_sockaddr_same(peer, addr)) {
+			sw->last_hit = p;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static struct port *port_by_ufrag(struct cv_switch *sw, const uint8_t *ufrag,
+				  size_t len)
+{
+	for (size_t i = 0; i < sw->n_ports; i++) {
+		const char *u = cv_transport_local_ufrag(sw->ports[i]->t);
+		if (strlen(u) == len && memcmp(u, ufrag, len) == 0)
+			return sw->ports[i];
+	}
+	return NULL;
+}
+
+static struct in_track *track_by_id(struct cv_switch *sw, uint64_t id)
+{
+	for (size_t i = 0; i < sw->n_ports; i++) {
+		struct port *p = sw->ports[i];
+		for (size_t j = 0; j < p->n_tracks; j++)
+			if (p->tracks[j]->id == id)
+				return p->tracks[j];
+	}
+	return NULL;
+}
+
+/* ---- egress ---- */
+
+/* Protects and queues pkt (taken) on the transport of port. */
+static void send_protected(struct cv_switch *sw, struct port *port,
+			   struct cv_pkt *pkt, bool rtcp)
+{
+	enum cv_drop why;
+	if (cv_transport_protect(port->t, pkt, rtcp, &why) != 0) {
+		drop(sw, why);
+		cv_pkt_free(pkt);
+		return;
+	}
+	count(&sw->stats.tx_datagrams, 1);
+	count(&sw->stats.tx_bytes, pkt->len);
+	cv_udp_queue(&sw->udp, pkt);
+}
+
+/*
+ * RFC 4585 6.3.1 PLI to the publisher of `track`, at most one per
+ * pli_min_interval_ms: many subscribers asking at once cost the publisher
+ * one keyframe.
+ */
+static void request_keyframe(struct cv_switch *sw, struct in_track *track)
+{
+	uint64_t now = cv_loop_now_ms(sw->loop);
+	if (!track->spec.video || !cv_transport_connected(track->pub->t))
+		return;
+	if (track->last_pli_ms &&
+	    now - track->last_pli_ms < sw->cfg.pli_min_interval_ms) {
+		track->pli_pending = true;
+		return;
+	}
+	struct cv_pkt *pkt = cv_pkt_alloc(sw->pool);
+	if (!pkt) {
+		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
+		return;
+	}
+	int n = cv_rtcp_write_pli(pkt->data, cv_pkt_tailroom(pkt),
+				  NODE_RTCP_SSRC, track->spec.ssrc);
+	if (n < 0) {
+		cv_pkt_free(pkt);
+		return;
+	}
+	pkt->len = (size_t)n;
+	track->last_pli_ms = now;
+	track->pli_pending = false;
+	count(&sw->stats.pli_sent, 1);
+	send_protected(sw, track->pub, pkt, true);
+}
+
+/*
+ * One egress copy for one subscriber: a fresh fixed header (the
+ * publisher's header extensions are hop-by-hop and dropped), then the
+ * payload and padding; SSRC, sequence number, timestamp and payload type
+ * are the subscriber's (continuous from its first packet on).
+ */
+static void forward_one(struct cv_switch *sw, struct out *o,
+			const struct cv_rtp_hdr *h, const uint8_t *pkt,
+			size_t len)
+{
+	if (!cv_transport_connected(o->sub->t))
+		return;
+	struct cv_pkt *e = cv_pkt_alloc(sw->pool);
+	if (!e) {
+		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
+		return;
+	}
+	if (!o->started) {
+		/* Random offsets: a subscriber cannot infer the publisher's
+		 * counters, and a later re-subscription continues from a
+		 * different point without confusing the receiver. */
+		o->seq_delta = (uint16_t)(rand() & 0xffff);
+		o->ts_delta = (uint32_t)rand();
+		o->started = true;
+	}
+	size_t body = len - h->hdr_len;
+	if (CV_RTP_HDR_MIN + body > cv_pkt_tailroom(e)) {
+		cv_pkt_free(e);
+		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
+		return;
+	}
+	uint8_t *d = e->data;
+	d[0] = (uint8_t)(0x80 | (h->padding ? 0x20 : 0));
+	d[1] = (uint8_t)((h->marker ? 0x80 : 0) | (o->spec.pt & 0x7f));
+	uint16_t seq = (uint16_t)(h->seq + o->seq_delta);
+	uint32_t ts = h->ts + o->ts_delta;
+	cv_rtp_set_seq(d, seq);
+	cv_rtp_set_ts(d, ts);
+	cv_rtp_set_ssrc(d, o->spec.ssrc);
+	memcpy(d + CV_RTP_HDR_MIN, pkt + h->hdr_len, body);
+	e->len = CV_RTP_HDR_MIN + body;
+	o->packets++;
+	o->octets += h->payload_len;
+	o->last_ts = ts;
+	count(&sw->stats.rtp_forwarded, 1);
+	send_protected(sw, o->sub, e, false);
+}
+
+/* ---- ingress: RTP ---- */
+
+static struct in_track *find_in_track(struct port *p,
+				      const struct cv_rtp_hdr *h)
+{
+	for (size_t i = 0; i < p->n_tracks; i++)
+		if (p->tracks[i]->spec.ssrc == h->ssrc)
+			return p->tracks[i];
+	/* Learn an unsignaled SSRC from the RFC 8843 MID extension. */
+	for (size_t i = 0; i < p->n_tracks; i++) {
+		struct in_track *t = p->tracks[i];
+		struct cv_rtp_ext_elem e;
+		if (t->spec.ssrc || !t->spec.mid_ext_id ||
+		    cv_rtp_ext_find(h, t->spec.mid_ext_id, &e) != 0)
+			continue;
+		if (e.len == strlen(t->spec.mid) &&
+		    memcmp(e.data, t->spec.mid, e.len) == 0 &&
+		    h->pt == t->spec.pt) {
+			t->spec.ssrc = h->ssrc;
+			return t;
+		}
+	}
+	return NULL;
+}
+
+static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
+{
+	struct cv_rtp_hdr h;
+	if (cv_rtp_parse(pkt->data, pkt->len, &h) != 0) {
+		drop(sw, CV_DROP_RTP_MALFORMED);
+		return;
+	}
+	struct in_track *t = find_in_track(p, &h);
+	if (!t || h.pt != t->spec.pt) {
+		/* RTX and unannounced streams are not forwarded. */
+		drop(sw, CV_DROP_UNKNOWN_SSRC);
+		return;
+	}
+	count(&sw->stats.rtp_in, 1);
+	t->packets++;
+	t->bytes += pkt->len;
+	if (!t->seq_started) {
+		cv_rtp_seq_init(&t->seq, h.seq);
+		t->seq_started = true;
+	} else {
+		cv_rtp_seq_update(&t->seq, h.seq);
+	}
+	if (t->spec.clock_rate)
+		cv_rtp_seq_jitter_update(&t->seq, h.ts,
+					 (uint32_t)(pkt->arrival_us *
+						    t->spec.clock_rate /
+						    1000000u));
+	uint64_t now = cv_loop_now_ms(sw->loop);
+	if (t->cache)
+		cv_nack_cache_put(t->cache, h.seq, pkt->data, pkt->len, now);
+	if (t->pli_pending)
+		request_keyframe(sw, t);
+	for (size_t i = 0; i < t->n_outs; i++)
+		forward_one(sw, t->outs[i], &h, pkt->data, pkt->len);
+}
+
+/* ---- ingress: RTCP ---- */
+
+static struct out *out_by_ssrc(struct port *p, uint32_t ssrc)
+{
+	for (size_t i = 0; i < p->n_outs; i++)
+		if (p->outs[i]->spec.ssrc == ssrc)
+			return p->outs[i];
+	return NULL;
+}
+
+/* RFC 4585 6.2.1: resend what the cache still holds, as it was sent. */
+static void answer_nack(struct cv_switch *sw, struct out *o,
+			const struct cv_rtcp_pkt *fb)
+{
+	uint16_t lost[17 * 16];
+	size_t n = cv_rtcp_nack_expand(fb, lost, sizeof(lost) / sizeof(lost[0]));
+	uint64_t now = cv_loop_now_ms(sw->loop);
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *cached;
+		size_t len;
+		uint16_t in_seq = (uint16_t)(lost[i] - o->seq_delta);
+		count(&sw->stats.nack_received, 1);
+		if (!o->track->cache ||
+		    cv_nack_cache_get(o->track->cache, in_seq, now,
+				      NACK_MAX_AGE_MS, &cached, &len) != 0)
+			continue;
+		struct cv_rtp_hdr h;
+		if (cv_rtp_parse(cached, len, &h) != 0)
+			continue;
+		count(&sw->stats.rtx_sent, 1);
+		forward_one(sw, o, &h, cached, len);
+	}
+}
+
+static void on_feedback(struct cv_switch *sw, struct port *p,
+			const struct cv_rtcp_pkt *r)
+{
+	struct out *o = out_by_ssrc(p, r->media_ssrc);
+	if (!o)
+		return;
+	switch (r->kind) {
+	case CV_RTCP_KIND_PLI:
+	case CV_RTCP_KIND_FIR:
+		request_keyframe(sw, o->track);
+		break;
+	case CV_RTCP_KIND_NACK:
+		answer_nack(sw, o, r);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_rtcp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
+{
+	struct cv_rtcp_iter it;
+	struct cv_rtcp_pkt r;
+	int rc;
+	count(&sw->stats.rtcp_in, 1);
+	cv_rtcp_iter_init(&it, pkt->data, pkt->len);
+	while ((rc = cv_rtcp_iter_next(&it, &r)) > 0) {
+		switch (r.kind) {
+		case CV_RTCP_KIND_PLI:
+		case CV_RTCP_KIND_FIR:
+		case CV_RTCP_KIND_NACK:
+			on_feedback(sw, p, &r);
+			break;
+		default:
+			/* SR, RR, SDES, BYE, REMB, transport-cc: terminated
+			 * here; the node's own reports go out on a timer. */
+			break;
+		}
+	}
+	if (rc < 0)
+		drop(sw, CV_DROP_RTCP_MALFORMED);
+}
+
+/* ---- ingress: demux ---- */
+
+static void on_srtp(struct cv_switch *sw, struct cv_pkt *pkt)
+{
+	struct port *p = port_by_addr(sw, &pkt->addr);
+	if (!p) {
+		drop(sw, CV_DROP_UNKNOWN_ADDRESS);
+		return;
+	}
+	bool rtcp = cv_rtp_is_rtcp(pkt->data, pkt->len);
+	enum cv_drop why;
+	if (cv_transport_unprotect(p->t, pkt, rtcp, &why) != 0) {
+		drop(sw, why);
+		return;
+	}
+	if (rtcp)
+		on_rtcp(sw, p, pkt);
+	else
+		on_rtp(sw, p, pkt);
+}
+
+/*
+ * A STUN binding request is matched first by 5-tuple, then by the local
+ * ufrag in USERNAME: that is how a new (or moved) peer is found. A request
+ * whose ufrag is unknown gets no answer at all (RFC 8445 7.3: the node
+ * only answers checks for sessions it signaled).
+ */
+static void on_stun(struct cv_switch *sw, struct cv_pkt *pkt)
+{
+	const uint8_t *ufrag;
+	size_t ufrag_len;
+	struct port *p = NULL;
+	if (cv_stun_local_ufrag(pkt->data, pkt->len, &ufrag, &ufrag_len) == 0)
+		p = port_by_ufrag(sw, ufrag, ufrag_len);
+	if (!p) {
+		drop(sw, cv_stun_is_stun(pkt->data, pkt->len)
+				 ? CV_DROP_STUN_UNKNOWN_UFRAG
+				 : CV_DROP_STUN_MALFORMED);
+		return;
+	}
+	enum cv_drop why;
+	if (cv_transport_handle_stun(p->t, pkt, cv_loop_now_ms(sw->loop),
+				     &why) != 0)
+		drop(sw, why);
+	else
+		count(&sw->stats.stun_answered, 1);
+}
+
+static void on_dtls(struct cv_switch *sw, struct cv_pkt *pkt)
+{
+	struct port *p = port_by_addr(sw, &pkt->addr);
+	if (!p) {
+		drop(sw, CV_DROP_UNKNOWN_ADDRESS);
+		return;
+	}
+	cv_transport_handle_dtls(p->t, pkt, cv_loop_now_ms(sw->loop));
+}
+
+static void route_datagram(struct cv_switch *sw, struct cv_pkt *pkt)
+{
+	switch (cv_demux_classify(pkt->data, pkt->len)) {
+	case CV_DEMUX_STUN:
+		on_stun(sw, pkt);
+		break;
+	case CV_DEMUX_DTLS:
+		on_dtls(sw, pkt);
+		break;
+	case CV_DEMUX_RTP:
+		on_srtp(sw, pkt);
+		break;
+	default:
+		drop(sw, CV_DROP_DEMUX_OTHER);
+		break;
+	}
+}
+
+static void on_socket_readable(void *arg, uint32_t events)
+{
+	struct cv_switch *sw = arg;
+	struct cv_pkt *pkts[CV_UDP_BATCH];
+	(void)events;
+	for (int rounds = 0; rounds < 16; rounds++) {
+		uint64_t before_trunc = sw->udp.stats.rx_truncated;
+		int n = cv_udp_recv_batch(&sw->udp, sw->pool, pkts,
+					  CV_UDP_BATCH,
+					  cv_loop_now_us(sw->loop));
+		if (sw->udp.stats.rx_truncated != before_trunc)
+			count(&sw->stats.drops[CV_DROP_TRUNCATED],
+			      sw->udp.stats.rx_truncated - before_trunc);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			count(&sw->stats.rx_datagrams, 1);
+			count(&sw->stats.rx_bytes, pkts[i]->len);
+			route_datagram(sw, pkts[i]);
+			cv_pkt_free(pkts[i]);
+		}
+		cv_udp_flush(&sw->udp);
+		if (n < CV_UDP_BATCH)
+			break;
+	}
+	cv_udp_flush(&sw->udp);
+}
+
+/* ---- transport hooks ---- */
+
+static void hook_send(void *arg, struct cv_transport *t, const uint8_t *buf,
+		      size_t len, const struct sockaddr_storage *addr)
+{
+	struct cv_switch *sw = arg;
+	(void)t;
+	struct cv_pkt *pkt = cv_pkt_alloc(sw->pool);
+	if (!pkt || len > cv_pkt_tailroom(pkt)) {
+		cv_pkt_free(pkt);
+		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
+		return;
+	}
+	memcpy(pkt->data, buf, len);
+	pkt->len = len;
+	pkt->addr = *addr;
+	pkt->addr_len = addr->ss_family == AF_INET6
+				? sizeof(struct sockaddr_in6)
+				: sizeof(struct sockaddr_in);
+	count(&sw->stats.tx_datagrams, 1);
+	count(&sw->stats.tx_bytes, len);
+	cv_udp_queue(&sw->udp, pkt);
+}
+
+static void hook_address_changed(void *arg, struct cv_transport *t,
+				 const struct sockaddr_storage *old_addr,
+				 const struct sockaddr_storage *new_addr)
+{
+	struct cv_switch *sw = arg;
+	(void)t;
+	(void)old_addr;
+	(void)new_addr;
+	sw->last_hit = NULL;
+}
+
+static void hook_state(void *arg, struct cv_transport *t,
+		       enum cv_transport_state st)
+{
+	struct cv_switch *sw = arg;
+	struct port *p = port_by_id(sw, cv_transport_id(t));
+	if (p && st == CV_TRANSPORT_CONNECTED) {
+		/* A subscriber that just connected needs a keyframe of
+		 * everything it receives. */
+		for (size_t i = 0; i < p->n_outs; i++)
+			request_keyframe(sw, p->outs[i]->track);
+	}
+	if (sw->cfg.events.transport_state)
+		sw->cfg.events.transport_state(sw->cfg.events.arg,
+					       cv_transport_id(t), st);
+}
+
+/* ---- reports ---- */
+
+/*
+ * Once a second: a receiver report to every publisher (RFC 3550 6.4.2)
+ * and a sender report to every subscriber (6.4.1), so that both ends see
+ * a live RTCP peer and can compute loss and RTT.
+ */
+static void send_receiver_report(struct cv_switch *sw, struct in_track *t)
+{
+	if (!t->seq_started || !cv_transport_connected(t->pub->t))
+		return;
+	struct cv_pkt *pkt = cv_pkt_alloc(sw->pool);
+	if (!pkt)
+		return;
+	struct cv_rtcp_rb rb = {0};
+	rb.ssrc = t->spec.ssrc;
+	rb.ext_high_seq = cv_rtp_seq_ext_max(&t->seq);
+	rb.cum_lost = cv_rtp_seq_lost(&t->seq);
+	rb.fraction_lost = cv_rtp_seq_fraction_lost(&t->seq);
+	rb.jitter = cv_rtp_seq_jitter(&t->seq);
+	int n = cv_rtcp_write_rr(pkt->data, cv_pkt_tailroom(pkt),
+				 NODE_RTCP_SSRC, &rb, 1);
+	if (n < 0) {
+		cv_pkt_free(pkt);
+		return;
+	}
+	pkt->len = (size_t)n;
+	send_protected(sw, t->pub, pkt, true);
+}
+
+static void send_sender_report(struct cv_switch *sw, struct out *o,
+			       uint64_t wall_ms)
+{
+	if (!o->started || !cv_transport_connected(o->sub->t))
+		return;
+	struct cv_pkt *pkt = cv_pkt_alloc(sw->pool);
+	if (!pkt)
+		return;
+	struct cv_rtcp_sr_info sr = {0};
+	sr.ssrc = o->spec.ssrc;
+	/* NTP: seconds since 1900 in the high word, fraction in the low. */
+	uint64_t secs = wall_ms / 1000 + 2208988800u;
+	uint64_t frac = ((wall_ms % 1000) << 32) / 1000;
+	sr.ntp = (secs << 32) | frac;
+	sr.rtp_ts = o->last_ts;
+	sr.pkt_count = (uint32_t)o->packets;
+	sr.octet_count = (uint32_t)o->octets;
+	int n = cv_rtcp_write_sr(pkt->data, cv_pkt_tailroom(pkt), &sr, NULL, 0);
+	if (n < 0) {
+		cv_pkt_free(pkt);
+		return;
+	}
+	pkt->len = (size_t)n;
+	send_protected(sw, o->sub, pkt, true);
+}
+
+static void on_report_timer(void *arg)
+{
+	struct cv_switch *sw = arg;
+	uint64_t wall = cv_clock_wall_ms();
+	for (size_t i = 0; i < sw->n_ports; i++) {
+		struct port *p = sw->ports[i];
+		for (size_t j = 0; j < p->n_tracks; j++)
+			send_receiver_report(sw, p->tracks[j]);
+		for (size_t j = 0; j < p->n_outs; j++)
+			send_sender_report(sw, p->outs[j], wall);
+	}
+	cv_udp_flush(&sw->udp);
+	cv_timer_start(sw->loop, &sw->report_timer,
+		       cv_loop_now_ms(sw->loop) + 1000);
+}
+
+/* ---- the objects, on the worker thread ---- */
+
+static void out_destroy(struct out *o)
+{
+	REMOVE(o->track->outs, o->track->n_outs, o);
+	REMOVE(o->sub->outs, o->sub->n_outs, o);
+	free(o);
+}
+
+static void track_destroy(struct in_track *t)
+{
+	while (t->n_outs)
+		out_destroy(t->outs[0]);
+	REMOVE(t->pub->tracks, t->pub->n_tracks, t);
+	cv_nack_cache_destroy(t->cache);
+	free(t->outs);
+	free(t);
+}
+
+static void port_destroy(struct cv_switch *sw, struct port *p)
+{
+	while (p->n_tracks)
+		track_destroy(p->tracks[0]);
+	while (p->n_outs)
+		out_destroy(p->outs[0]);
+	REMOVE(sw->ports, sw->n_ports, p);
+	if (sw->last_hit == p)
+		sw->last_hit = NULL;
+	cv_transport_destroy(p->t);
+	free(p->tracks);
+	free(p->outs);
+	free(p);
+	count(&sw->stats.transports, (uint64_t)-1);
+}
+
+static void do_add_transport(struct cv_switch *sw,
+			     const struct cv_transport_spec *spec)
+{
+	if (port_by_id(sw, spec->id))
+		return;
+	struct port *p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->id = spec->id;
+	struct cv_transport_hooks hooks = {
+		.send = hook_send,
+		.address_changed = hook_address_changed,
+		.state = hook_state,
+		.arg = sw,
+	};
+	if (cv_transport_create(&p->t, spec, sw->cfg.dtls, sw->loop,
+				sw->cfg.consent_timeout_ms, &hooks) != 0 ||
+	    PUSH(sw->ports, sw->n_ports, sw->cap_ports, p) != 0) {
+		cv_transport_destroy(p->t);
+		free(p);
+		if (sw->cfg.events.transport_state)
+			sw->cfg.events.transport_state(sw->cfg.events.arg,
+						       spec->id,
+						       CV_TRANSPORT_FAILED);
+		return;
+	}
+	count(&sw->stats.transports, 1);
+}
+
+static void do_add_track(struct cv_switch *sw, const struct cv_track_spec *spec)
+{
+	struct port *p = port_by_id(sw, spec->transport_id);
+	if (!p || track_by_id(sw, spec->track_id))
+		return;
+	struct in_track *t = calloc(1, sizeof(*t));
+	if (!t)
+		return;
+	t->id = spec->track_id;
+	t->pub = p;
+	t->spec = *spec;
+	if (spec->video && sw->cfg.nack_cache_packets &&
+	    cv_nack_cache_create(&t->cache, sw->cfg.nack_cache_packets) != 0)
+		t->cache = NULL;
+	if (PUSH(p->tracks, p->n_tracks, p->cap_tracks, t) != 0) {
+		cv_nack_cache_destroy(t->cache);
+		free(t);
+	}
+}
+
+static void do_subscribe(struct cv_switch *sw, const struct cv_sub_spec *spec)
+{
+	struct in_track *t = track_by_id(sw, spec->track_id);
+	struct port *sub = port_by_id(sw, spec->transport_id);
+	if (!t || !sub)
+		return;
+	for (size_t i = 0; i < t->n_outs; i++)
+		if (t->outs[i]->sub == sub)
+			return;
+	struct out *o = calloc(1, sizeof(*o));
+	if (!o)
+		return;
+	o->track = t;
+	o->sub = sub;
+	o->spec = *spec;
+	if (PUSH(t->outs, t->n_outs, t->cap_outs, o) != 0) {
+		free(o);
+		return;
+	}
+	if (PUSH(sub->outs, sub->n_outs, sub->cap_outs, o) != 0) {
+		REMOVE(t->outs, t->n_outs, o);
+		free(o);
+		return;
+	}
+	if (cv_transport_connected(sub->t))
+		request_keyframe(sw, t);
+}
+
+static void do_unsubscribe(struct cv_switch *sw, uint64_t track_id,
+			   uint64_t transport_id)
+{
+	struct in_track *t = track_by_id(sw, track_id);
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n_outs; i++) {
+		if (t->outs[i]->sub->id == transport_id) {
+			out_destroy(t->outs[i]);
+			return;
+		}
+	}
+}
+
+/* ---- commands from other threads ---- */
+
+enum cmd_type {
+	CMD_ADD_TRANSPORT,
+	CMD_RESTART_ICE,
+	CMD_REMOVE_TRANSPORT,
+	CMD_ADD_TRACK,
+	CMD_REMOVE_TRACK,
+	CMD_SUBSCRIBE,
+	CMD_UNSUBSCRIBE,
+};
+
+struct cmd {
+	enum cmd_type type;
+	uint64_t a, b;
+	union {
+		struct cv_transport_spec transport;
+		struct cv_track_spec track;
+		struct cv_sub_spec sub;
+	} u;
+};
+
+static void run_cmd(void *arg)
+{
+	struct cmd *c = arg;
+	struct cv_worker *w = cv_worker_current();
+	struct cv_switch *sw = w ? cv_worker_data(w) : NULL;
+	struct port *p;
+	struct in_track *t;
+	if (!sw)
+		goto out; /* the worker is shutting down */
+	switch (c->type) {
+	case CMD_ADD_TRANSPORT:
+		do_add_transport(sw, &c->u.transport);
+		break;
+	case CMD_RESTART_ICE:
+		p = port_by_id(sw, c->u.transport.id);
+		if (p)
+			cv_transport_restart_ice(p->t, &c->u.transport);
+		break;
+	case CMD_REMOVE_TRANSPORT:
+		p = port_by_id(sw, c->a);
+		if (p)
+			port_destroy(sw, p);
+		break;
+	case CMD_ADD_TRACK:
+		do_add_track(sw, &c->u.track);
+		break;
+	case CMD_REMOVE_TRACK:
+		t = track_by_id(sw, c->a);
+		if (t)
+			track_destroy(t);
+		break;
+	case CMD_SUBSCRIBE:
+		do_subscribe(sw, &c->u.sub);
+		break;
+	case CMD_UNSUBSCRIBE:
+		do_unsubscribe(sw, c->a, c->b);
+		break;
+	}
+	cv_udp_flush(&sw->udp);
+out:
+	/* Specs may hold ICE passwords: wipe before freeing. */
+	memset(c, 0, sizeof(*c));
+	free(c);
+}
+
+static int post(struct cv_worker *w, struct cmd *c)
+{
+	int err = cv_worker_post(w, run_cmd, c);
+	if (err) {
+		memset(c, 0, sizeof(*c));
+		free(c);
+	}
+	return err;
+}
+
+static struct cmd *cmd_new(enum cmd_type type)
+{
+	struct cmd *c = calloc(1, sizeof(*c));
+	if (c)
+		c->type = type;
+	return c;
+}
+
+int cv_switch_cmd_add_transport(struct cv_worker *w,
+				const struct cv_transport_spec *spec)
+{
+	struct cmd *c = cmd_new(CMD_ADD_TRANSPORT);
+	if (!c)
+		return -ENOMEM;
+	c->u.transport = *spec;
+	return post(w, c);
+}
+
+int cv_switch_cmd_restart_ice(struct cv_worker *w,
+			      const struct cv_transport_spec *spec)
+{
+	struct cmd *c = cmd_new(CMD_RESTART_ICE);
+	if (!c)
+		return -ENOMEM;
+	c->u.transport = *spec;
+	return post(w, c);
+}
+
+int cv_switch_cmd_remove_transport(struct cv_worker *w, uint64_t id)
+{
+	struct cmd *c = cmd_new(CMD_REMOVE_TRANSPORT);
+	if (!c)
+		return -ENOMEM;
+	c->a = id;
+	return post(w, c);
+}
+
+int cv_switch_cmd_add_track(struct cv_worker *w,
+			    const struct cv_track_spec *spec)
+{
+	struct cmd *c = cmd_new(CMD_ADD_TRACK);
+	if (!c)
+		return -ENOMEM;
+	c->u.track = *spec;
+	return post(w, c);
+}
+
+int cv_switch_cmd_remove_track(struct cv_worker *w, uint64_t track_id)
+{
+	struct cmd *c = cmd_new(CMD_REMOVE_TRACK);
+	if (!c)
+		return -ENOMEM;
+	c->a = track_id;
+	return post(w, c);
+}
+
+int cv_switch_cmd_subscribe(struct cv_worker *w, const struct cv_sub_spec *spec)
+{
+	struct cmd *c = cmd_new(CMD_SUBSCRIBE);
+	if (!c)
+		return -ENOMEM;
+	c->u.sub = *spec;
+	return post(w, c);
+}
+
+int cv_switch_cmd_unsubscribe(struct cv_worker *w, uint64_t track_id,
+			      uint64_t transport_id)
+{
+	struct cmd *c = cmd_new(CMD_UNSUBSCRIBE);
+	if (!c)
+		return -ENOMEM;
+	c->a = track_id;
+	c->b = transport_id;
+	return post(w, c);
+}
+
+/* ---- lifecycle ---- */
+
+int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
+		     const struct cv_switch_config *cfg)
+{
+	struct cv_switch *sw = calloc(1, sizeof(*sw));
+	if (!sw)
+		return -ENOMEM;
+	sw->worker = w;
+	sw->loop = cv_worker_loop(w);
+	sw->pool = cv_worker_pool(w);
+	sw->cfg = *cfg;
+	int err = cv_udp_open(&sw->udp, cfg->media_address, cfg->port);
+	if (err) {
+		free(sw);
+		return err;
+	}
+	sw->udp_io.fd = sw->udp.fd;
+	sw->udp_io.fn = on_socket_readable;
+	sw->udp_io.arg = sw;
+	err = cv_loop_add_io(sw->loop, &sw->udp_io, EPOLLIN);
+	if (err) {
+		cv_udp_close(&sw->udp);
+		free(sw);
+		return err;
+	}
+	sw->cfg.dtls = cv_dtls_ctx_ref(cfg->dtls);
+	cv_timer_init(&sw->report_timer, on_report_timer, sw);
+	cv_timer_start(sw->loop, &sw->report_timer,
+		       cv_loop_now_ms(sw->loop) + 1000);
+	*out = sw;
+	return 0;
+}
+
+void cv_switch_destroy(struct cv_switch *sw)
+{
+	if (!sw)
+		return;
+	while (sw->n_ports)
+		port_destroy(sw, sw->ports[0]);
+	free(sw->ports);
+	cv_timer_stop(sw->loop, &sw->report_timer);
+	cv_loop_del_io(sw->loop, &sw->udp_io);
+	cv_udp_close(&sw->udp);
+	cv_dtls_ctx_unref(sw->cfg.dtls);
+	free(sw);
+}

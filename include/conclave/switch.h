@@ -1,0 +1,141 @@
+/*
+ * The switch: the media plane of one worker. It owns the worker's UDP
+ * socket, every transport (ICE-lite + DTLS + SRTP of one peer connection)
+ * of the rooms pinned to the worker, and the forwarding tables from
+ * publisher tracks to subscriber outputs.
+ *
+ * The control plane (src/node) drives it only by posting commands
+ * (cv_switch_cmd_*, callable from any thread); the switch reports back
+ * through struct cv_switch_events, called on the worker's thread.
+ * Everything else here runs on the worker's thread and takes no lock.
+ */
+#ifndef CONCLAVE_SWITCH_H
+#define CONCLAVE_SWITCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conclave/dtls.h"
+#include "conclave/ice.h"
+
+struct cv_switch;
+struct cv_worker;
+
+/* Every reason the packet path drops a datagram, each counted. */
+#define CV_DROP_REASONS(X)                                                     \
+	X(DEMUX_OTHER, "demux_other")                                          \
+	X(TRUNCATED, "truncated")                                              \
+	X(NO_BUFFER, "no_buffer")                                              \
+	X(STUN_MALFORMED, "stun_malformed")                                    \
+	X(STUN_UNKNOWN_UFRAG, "stun_unknown_ufrag")                            \
+	X(STUN_REJECTED, "stun_rejected")                                      \
+	X(UNKNOWN_ADDRESS, "unknown_address")                                  \
+	X(DTLS_REJECTED, "dtls_rejected")                                      \
+	X(NOT_CONNECTED, "not_connected")                                      \
+	X(SRTP_AUTH, "srtp_auth")                                              \
+	X(SRTP_REPLAY, "srtp_replay")                                          \
+	X(SRTP_OTHER, "srtp_other")                                            \
+	X(RTP_MALFORMED, "rtp_malformed")                                      \
+	X(RTCP_MALFORMED, "rtcp_malformed")                                    \
+	X(UNKNOWN_SSRC, "unknown_ssrc")                                        \
+	X(EGRESS_NO_BUFFER, "egress_no_buffer")                                \
+	X(EGRESS_PROTECT, "egress_protect")
+
+#define CV_DROP_ENUM_(id, name) CV_DROP_##id,
+enum cv_drop { CV_DROP_REASONS(CV_DROP_ENUM_) CV_DROP_COUNT };
+#undef CV_DROP_ENUM_
+
+const char *cv_drop_name(enum cv_drop reason);
+
+/* Counters of one switch; written by its worker, read by any thread. */
+struct cv_switch_stats {
+	uint64_t drops[CV_DROP_COUNT];
+	uint64_t rx_datagrams, rx_bytes;
+	uint64_t tx_datagrams, tx_bytes;
+	uint64_t rtp_in, rtp_forwarded, rtcp_in;
+	uint64_t nack_received, rtx_sent, pli_sent;
+	uint64_t stun_answered;
+	uint64_t transports;
+};
+
+enum cv_transport_state {
+	CV_TRANSPORT_CONNECTED,	   /* ICE and DTLS done, SRTP keyed */
+	CV_TRANSPORT_FAILED,	   /* DTLS failed */
+	CV_TRANSPORT_CLOSED,	   /* DTLS close_notify */
+	CV_TRANSPORT_CONSENT_LOST, /* RFC 7675: no valid check for too long */
+};
+
+struct cv_switch_events {
+	/* Called on the worker thread when a transport changes state. */
+	void (*transport_state)(void *arg, uint64_t transport_id,
+				enum cv_transport_state state);
+	void *arg;
+};
+
+struct cv_switch_config {
+	const char *media_address; /* bind address ("0.0.0.0", "::") */
+	uint16_t port;		   /* the worker's UDP port */
+	struct cv_dtls_ctx *dtls;  /* borrowed; the switch takes a ref */
+	uint32_t consent_timeout_ms;
+	uint32_t nack_cache_packets;
+	uint32_t pli_min_interval_ms;
+	struct cv_switch_events events;
+};
+
+/*
+ * Creates the switch of worker w and binds its socket. Thread: the
+ * worker's (e.g. from its on_start hook). Returns 0 or -errno.
+ */
+int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
+		     const struct cv_switch_config *cfg);
+/* Closes everything. Thread: the worker's. */
+void cv_switch_destroy(struct cv_switch *sw);
+
+/* Snapshot of the counters. Thread: any (relaxed reads). */
+void cv_switch_get_stats(const struct cv_switch *sw,
+			 struct cv_switch_stats *out);
+
+/* ---- Commands: any thread; copied; run later on the worker ---- */
+
+struct cv_transport_spec {
+	uint64_t id; /* chosen by the control plane, unique per node */
+	struct cv_ice_credentials local, remote; /* secrets: wiped after use */
+	enum cv_dtls_role dtls_role;
+	struct cv_dtls_fingerprint remote_fp;
+};
+
+struct cv_track_spec {
+	uint64_t track_id;
+	uint64_t transport_id; /* the publisher's publish transport */
+	bool video;
+	uint32_t ssrc;	   /* 0: learn from the MID extension */
+	uint32_t rtx_ssrc; /* 0: none */
+	uint8_t pt, rtx_pt;
+	uint32_t clock_rate;
+	char mid[33];
+	uint8_t mid_ext_id; /* 0: the publisher did not negotiate it */
+};
+
+struct cv_sub_spec {
+	uint64_t track_id;
+	uint64_t transport_id; /* the subscriber's subscribe transport */
+	uint32_t ssrc;	       /* what the subscriber sees */
+	uint8_t pt;	       /* payload type in the subscriber's SDP */
+};
+
+int cv_switch_cmd_add_transport(struct cv_worker *w,
+				const struct cv_transport_spec *spec);
+/* Updates credentials (ICE restart) of an existing transport. */
+int cv_switch_cmd_restart_ice(struct cv_worker *w,
+			      const struct cv_transport_spec *spec);
+int cv_switch_cmd_remove_transport(struct cv_worker *w, uint64_t id);
+int cv_switch_cmd_add_track(struct cv_worker *w,
+			    const struct cv_track_spec *spec);
+int cv_switch_cmd_remove_track(struct cv_worker *w, uint64_t track_id);
+int cv_switch_cmd_subscribe(struct cv_worker *w,
+			    const struct cv_sub_spec *spec);
+int cv_switch_cmd_unsubscribe(struct cv_worker *w, uint64_t track_id,
+			      uint64_t transport_id);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * HTTP routes: the admin vhost (/metrics, /healthz, /rooms) and the
+ * client vhost's /dev/token (only in --dev mode).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "conclave/clock.h"
+#include "conclave/config.h"
+#include "conclave/metrics.h"
+#include "conclave/switch.h"
+#include "conclave/token.h"
+#include "conclave/ws_server.h"
+#include "src/node/admin.h"
+#include "src/node/node_priv.h"
+
+/* One exported figure: a field of struct cv_switch_stats summed over the
+ * workers, or of struct cv_ws_stats. */
+struct figure {
+	struct cv_node *node;
+	size_t offset;
+	bool ws; /* from the WebSocket server instead of the switches */
+};
+
+static double switch_sum(struct cv_node *n, size_t offset)
+{
+	double sum = 0;
+	for (unsigned i = 0; i < n->n_workers; i++) {
+		struct cv_switch_stats st;
+		if (!n->wref[i].sw)
+			continue;
+		cv_switch_get_stats(n->wref[i].sw, &st);
+		sum += (double)*(const uint64_t *)((const char *)&st + offset);
+	}
+	return sum;
+}
+
+static double figure_value(void *arg)
+{
+	struct figure *f = arg;
+	if (f->ws) {
+		struct cv_ws_stats st;
+		if (!f->node->ws)
+			return 0;
+		cv_ws_server_stats(f->node->ws, &st);
+		return (double)*(const uint64_t *)((const char *)&st + f->offset);
+	}
+	return switch_sum(f->node, f->offset);
+}
+
+static int add_figure(struct cv_admin *a, const char *name, const char *help,
+		      size_t offset, bool ws,
+		      const struct cv_metric_label *labels)
+{
+	if (a->n_figures == CV_ADMIN_MAX_FIGURES)
+		return -E2BIG;
+	struct figure *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->node = a->node;
+	f->offset = offset;
+	f->ws = ws;
+	a->figures[a->n_figures++] = f;
+	return cv_metrics_gauge_fn(a->metrics, name, help, labels,
+				   figure_value, f);
+}
+
+#define SW(field) offsetof(struct cv_switch_stats, field)
+#define WS(field) offsetof(struct cv_ws_stats, field)
+
+int cv_admin_init(struct cv_admin *a, struct cv_node *node)
+{
+	memset(a, 0, sizeof(*a));
+	a->node = node;
+	int err = cv_metrics_create(&a->metrics);
+	if (err)
+		return err;
+	for (int i = 0; i < CV_DROP_COUNT && !err; i++)
+		err = add_figure(a, "conclave_dropped_datagrams_total",
+				 "Datagrams dropped on the packet path, by reason",
+				 SW(drops) + (size_t)i * sizeof(uint64_t), false,
+				 CV_LABELS({"reason", cv_drop_name((enum cv_drop)i)}));
+	struct {
+		const char *name, *help;
+		size_t off;
+		bool ws;
+	} figs[] = {
+		{"conclave_rx_datagrams_total", "UDP datagrams received", SW(rx_datagrams), false},
+		{"conclave_rx_bytes_total", "UDP bytes received", SW(rx_bytes), false},
+		{"conclave_tx_datagrams_total", "UDP datagrams sent", SW(tx_datagrams), false},
+		{"conclave_tx_bytes_total", "UDP bytes sent", SW(tx_bytes), false},
+		{"conclave_rtp_received_total", "RTP packets accepted from publishers", SW(rtp_in), false},
+		{"conclave_rtp_forwarded_total", "RTP packets sent to subscribers", SW(rtp_forwarded), false},
+		{"conclave_rtcp_received_total", "RTCP compounds received", SW(rtcp_in), false},
+		{"conclave_nack_received_total", "Sequence numbers NACKed by subscribers", SW(nack_received), false},
+		{"conclave_retransmitted_total", "Packets re-sent from the NACK cache", SW(rtx_sent), false},
+		{"conclave_pli_sent_total", "PLIs sent to publishers", SW(pli_sent), false},
+		{"conclave_stun_answered_total", "ICE checks answered", SW(stun_answered), false},
+		{"conclave_transports", "Transports on the media plane", SW(transports), false},
+		{"conclave_ws_messages_total", "Valid signaling messages received", WS(messages_in), true},
+		{"conclave_ws_bad_messages_total", "Signaling messages refused as malformed", WS(bad_message), true},
+		{"conclave_ws_too_big_total", "Signaling frames over the size limit", WS(too_big), true},
+		{"conclave_ws_rate_limited_total", "Signaling messages dropped by the rate limit", WS(rate_limited), true},
+		{"conclave_ws_overflow_closed_total", "Connections closed for a full output queue", WS(overflow_closed), true},
+		{"conclave_ws_connections", "Open signaling connections", WS(connections_open), true},
+	};
+	for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]) && !err; i++)
+		err = add_figure(a, figs[i].name, figs[i].help, figs[i].off,
+				 figs[i].ws, NULL);
+	return err;
+}
+
+void cv_admin_fini(struct cv_admin *a)
+{
+	cv_metrics_destroy(a->metrics);
+	for (size_t i = 0; i < a->n_figures; i++)
+		free(a->figures[i]);
+	memset(a, 0, sizeof(*a));
+}
+
+static char *rooms_json(struct cv_node *n, size_t *len)
+{
+	json_t *arr = json_array();
+	pthread_mutex_lock(&n->lock);
+	for (struct room *r = n->rooms; r; r = r->next) {
+		json_t *parts = json_array();
+		for (struct participant *p = r->members; p; p = p->next_in_room)
+			json_array_append_new(parts, json_string(p->id));
+		unsigned tracks = 0;
+		for (struct track *t = r->tracks; t; t = t->next)
+			tracks++;
+		json_array_append_new(
+			arr, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I}", "id",
+				       r->log_id, "name", r->name, "worker",
+				       (json_int_t)r->worker, "participant_count",
+				       (json_int_t)r->n_members, "participants",
+				       parts, "tracks", (json_int_t)tracks));
+	}
+	json_t *doc = json_pack("{s:o, s:I, s:b}", "rooms", arr, "workers",
+				(json_int_t)n->n_workers, "draining",
+				n->draining);
+	pthread_mutex_unlock(&n->lock);
+	char *s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	*len = s ? strlen(s) : 0;
+	return s;
+}
+
+int cv_admin_http(void *arg, const char *path, const char *query, int *status,
+		  const char **ctype, char **body, size_t *body_len)
+{
+	struct cv_admin *a = &((struct cv_node *)arg)->admin;
+	(void)query;
+	if (strcmp(path, "/metrics") == 0) {
+		*ctype = "text/plain; version=0.0.4";
+		*status = 200;
+		return cv_metrics_render(a->metrics, body, body_len);
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		*ctype = "application/json";
+		*status = a->node->draining ? 503 : 200;
+		*body = strdup(a->node->draining ? "{\"status\":\"draining\"}"
+						 : "{\"status\":\"ok\"}");
+		*body_len = *body ? strlen(*body) : 0;
+		return *body ? 0 : -ENOMEM;
+	}
+	if (strcmp(path, "/rooms") == 0) {
+		*ctype = "application/json";
+		*status = 200;
+		*body = rooms_json(a->node, body_len);
+		return *body ? 0 : -ENOMEM;
+	}
+	return -ENOENT;
+}
+
+/* Reads one query parameter into out (no percent-decoding beyond what
+ * room names allow: [A-Za-z0-9_.-]). */
+static void query_param(const char *query, const char *key, char *out,
+			size_t cap)
+{
+	out[0] = 0;
+	size_t klen = strlen(key);
+	for (const char *q = query; q && *q;) {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+		if (len > klen && strncmp(q, key, klen) == 0 && q[klen] == '=') {
+			size_t vlen = len - klen - 1;
+			if (vlen >= cap)
+				vlen = cap - 1;
+			memcpy(out, q + klen + 1, vlen);
+			out[vlen] = 0;
+			return;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+}
+
+/* --dev only: GET /dev/token?room=R issues a one-hour token for R. */
+int cv_admin_dev_http(void *arg, const char *path, const char *query,
+		      int *status, const char **ctype, char **body,
+		      size_t *body_len)
+{
+	struct cv_node *n = arg;
+	if (strcmp(path, "/dev/token") != 0 ||
+	    !cv_config_bool(n->cfg, CV_CFG_DEV))
+		return -ENOENT;
+	char room[CV_TOKEN_ROOM_MAX + 1], sub[32], token[CV_TOKEN_MAX_BYTES];
+	uint8_t rnd[8];
+	query_param(query, "room", room, sizeof(room));
+	*ctype = "application/json";
+	if (!cv_room_name_valid(room, strlen(room))) {
+		*status = 400;
+		*body = strdup("{\"error\":\"bad_room\"}");
+		*body_len = *body ? strlen(*body) : 0;
+		return *body ? 0 : -ENOMEM;
+	}
+	RAND_bytes(rnd, sizeof(rnd));
+	snprintf(sub, sizeof(sub), "dev-%02x%02x%02x%02x%02x%02x%02x%02x",
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	int64_t exp = (int64_t)(cv_clock_wall_ms() / 1000) + 3600;
+	int err = cv_token_issue(n->token_key, n->token_key_len, sub, room,
+				 CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE, exp,
+				 token, sizeof(token));
+	if (err)
+		return err;
+	json_t *doc = json_pack("{s:s}", "token", token);
+	*body = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	*status = 200;
+	*body_len = *body ? strlen(*body) : 0;
+	return *body ? 0 : -ENOMEM;
+}
