@@ -1,0 +1,145 @@
+#!/bin/bash
+# Builds and runs every test Conclave has, the way CI does:
+#   1. clang-format check of every C file
+#   2. a -Werror build and all its meson tests (unit, vectors, fuzz-replay,
+#      integration with real Chromium)
+#   3. an AddressSanitizer + UBSan build and the same tests
+#   4. every libFuzzer target for FUZZ_SECONDS (60) under ASan
+# and ends with one line "N passed, N failed".
+# Environment: FUZZ_SECONDS (default 60), SKIP_ASAN=1, SKIP_FUZZ=1 for
+# quicker local runs (CI runs everything).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+passed=0
+failed=0
+failures=()
+
+step() { printf '\n=== %s\n' "$*"; }
+ok() { passed=$((passed + 1)); }
+ko() { failed=$((failed + 1)); failures+=("$1"); echo "FAILED: $1"; }
+
+step "dependencies"
+if ! sh scripts/install-deps.sh --test; then
+	echo "dependency installation failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+# The browser tests' npm packages (playwright-core drives Debian's chromium).
+if ! npm ci --prefix tests/integration/browser --no-audit --no-fund \
+	--loglevel=error >/dev/null; then
+	ko "npm ci"
+fi
+
+step "format"
+fmt_bad=$(git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror 2>&1 | grep -c 'error:' || true)
+if [ "$fmt_bad" = 0 ]; then ok; else
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror 2>&1 | grep 'error:' | head -20
+	ko "clang-format ($fmt_bad findings)"
+fi
+
+# Runs the meson tests of build dir $1 and adds its results to the totals.
+run_meson_tests() {
+	local dir=$1 label=$2
+	shift 2
+	meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
+	local json="$dir/meson-logs/testlog.json"
+	if [ ! -s "$json" ]; then
+		ko "$label: no test log"
+		return
+	fi
+	local counts
+	counts=$(python3 - "$json" "$label" <<'PY'
+import json, sys
+p = f = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t["result"] in ("OK", "EXPECTEDFAIL", "SKIP"):
+        p += 1
+    else:
+        f += 1
+        print(f"FAILED: {sys.argv[2]}: {t['name']} ({t['result']})", file=sys.stderr)
+print(p, f)
+PY
+)
+	local p=${counts% *} f=${counts#* }
+	passed=$((passed + p))
+	failed=$((failed + f))
+	[ "$f" = 0 ] || failures+=("$label: $f meson tests")
+}
+
+build() {
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null || return 1
+	else
+		meson configure "$dir" "$@" >/dev/null || return 1
+	fi
+	ninja -C "$dir" -j2
+}
+
+step "build (-Werror)"
+if build build --buildtype=debugoptimized -Dwerror=true; then
+	ok
+	step "tests"
+	run_meson_tests build "build"
+else
+	ko "build"
+fi
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+	step "build (ASan + UBSan)"
+	if build build-asan --buildtype=debug -Dwerror=true \
+		-Db_sanitize=address,undefined -Db_lundef=false; then
+		ok
+		step "tests under ASan + UBSan"
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+			UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+			run_meson_tests build-asan "asan"
+	else
+		ko "asan build"
+	fi
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+	step "fuzzers (${FUZZ_SECONDS}s each, ASan + UBSan)"
+	if CC=clang build build-fuzz --buildtype=debugoptimized -Dwerror=true \
+		-Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false; then
+		targets=$(ls build-fuzz/tests/fuzz/ | grep '^fuzz_' | grep -v '\.p$')
+		run_fuzzer() {
+			local t=$1 scratch
+			scratch=$(mktemp -d)
+			mkdir -p build-fuzz/artifacts
+			"build-fuzz/tests/fuzz/$t" -max_total_time="$FUZZ_SECONDS" \
+				-artifact_prefix="build-fuzz/artifacts/$t-" \
+				-print_final_stats=1 "$scratch" \
+				"tests/fuzz/corpus/${t#fuzz_}" >"build-fuzz/$t.log" 2>&1
+			local rc=$?
+			rm -rf "$scratch"
+			return $rc
+		}
+		# Two at a time: the machine has two cores.
+		set -- $targets
+		while [ $# -gt 0 ]; do
+			a=$1; shift
+			b=${1:-}; [ $# -gt 0 ] && shift
+			run_fuzzer "$a" & pa=$!
+			[ -n "$b" ] && { run_fuzzer "$b" & pb=$!; }
+			if wait $pa; then ok; echo "fuzz $a: no finding"; else
+				tail -30 "build-fuzz/$a.log"; ko "fuzz $a"; fi
+			if [ -n "$b" ]; then
+				if wait $pb; then ok; echo "fuzz $b: no finding"; else
+					tail -30 "build-fuzz/$b.log"; ko "fuzz $b"; fi
+			fi
+		done
+	else
+		ko "fuzz build"
+	fi
+fi
+
+step "summary"
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
