@@ -17,6 +17,7 @@ enum metric_type {
 	METRIC_COUNTER,
 	METRIC_GAUGE,
 	METRIC_GAUGE_FN,
+	METRIC_COUNTER_FN,
 	METRIC_HISTOGRAM,
 };
 
@@ -300,6 +301,19 @@ int cv_metrics_gauge_fn(struct cv_metrics *reg, const char *name,
 	return add_series(reg, name, help, labels, METRIC_GAUGE_FN, &init, &s);
 }
 
+int cv_metrics_counter_fn(struct cv_metrics *reg, const char *name,
+			  const char *help, const struct cv_metric_label *labels,
+			  cv_gauge_fn fn, void *arg)
+{
+	struct series_init init = {.fn = fn, .fn_arg = arg};
+	struct series *s;
+
+	if (!fn)
+		return -EINVAL;
+	return add_series(reg, name, help, labels, METRIC_COUNTER_FN, &init,
+			  &s);
+}
+
 int cv_metrics_histogram(struct cv_metrics *reg, const char *name,
 			 const char *help, const struct cv_metric_label *labels,
 			 const uint64_t *bounds, size_t nbounds,
@@ -417,6 +431,7 @@ static void render_family(FILE *f, const struct family *fam)
 		[METRIC_COUNTER] = "counter",
 		[METRIC_GAUGE] = "gauge",
 		[METRIC_GAUGE_FN] = "gauge",
+		[METRIC_COUNTER_FN] = "counter",
 		[METRIC_HISTOGRAM] = "histogram",
 	};
 

@@ -67,6 +67,11 @@ static int add_figure(struct cv_admin *a, const char *name, const char *help,
 	f->offset = offset;
 	f->ws = ws;
 	a->figures[a->n_figures++] = f;
+	/* By Prometheus convention, *_total names are counters. */
+	size_t len = strlen(name);
+	if (len > 6 && strcmp(name + len - 6, "_total") == 0)
+		return cv_metrics_counter_fn(a->metrics, name, help, labels,
+					     figure_value, f);
 	return cv_metrics_gauge_fn(a->metrics, name, help, labels,
 				   figure_value, f);
 }

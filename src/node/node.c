@@ -719,12 +719,10 @@ static void on_simple(struct cv_node *n, struct participant *p,
 		broadcast(n, p->room, p, cv_msg_track_muted(t->id, t->muted));
 		send_json(n, p->conn_id, cv_msg_ok(m->id));
 		break;
-	case CV_MSG_LEAVE: {
-		uint64_t conn = p->conn_id;
+	case CV_MSG_LEAVE:
+		/* The server closes the socket after this (1000). */
 		participant_remove(n, p);
-		cv_ws_close(n->ws, conn, 1000);
 		break;
-	}
 	default:
 		break;
 	}
