@@ -86,10 +86,6 @@ static inline enum cv_demux cv_demux_classify(const uint8_t *buf, size_t len)
 /* Text name of a demux class, for metrics labels. */
 const char *cv_demux_name(enum cv_demux d);
 
-/* True when two socket addresses have the same family, address and port. */
-int cv_sockaddr_same(const struct sockaddr_storage *a,
-		     const struct sockaddr_storage *b);
-
 /* "ip:port" (IPv6 in brackets) into buf; returns buf. */
 const char *cv_sockaddr_str(const struct sockaddr_storage *a, char *buf,
 			    size_t cap);

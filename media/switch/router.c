@@ -177,12 +177,12 @@ static struct port *port_by_addr(struct cv_switch *sw,
 {
 	struct port *p = sw->last_hit;
 	const struct sockaddr_storage *peer;
-	if (p && (peer = cv_transport_peer(p->t)) && cv_sockaddr_same(peer, addr))
+	if (p && (peer = cv_transport_peer(p->t)) && cv_sockaddr_equal(peer, addr))
 		return p;
 	for (size_t i = 0; i < sw->n_ports; i++) {
 		p = sw->ports[i];
 		peer = cv_transport_peer(p->t);
-		if (peer && cv_sockaddr_same(peer, addr)) {
+		if (peer && cv_sockaddr_equal(peer, addr)) {
 			sw->last_hit = p;
 			return p;
 		}
@@ -193,11 +193,9 @@ static struct port *port_by_addr(struct cv_switch *sw,
 static struct port *port_by_ufrag(struct cv_switch *sw, const uint8_t *ufrag,
 				  size_t len)
 {
-	for (size_t i = 0; i < sw->n_ports; i++) {
-		const char *u = cv_transport_local_ufrag(sw->ports[i]->t);
-		if (strlen(u) == len && memcmp(u, ufrag, len) == 0)
+	for (size_t i = 0; i < sw->n_ports; i++)
+		if (cv_transport_owns_ufrag(sw->ports[i]->t, ufrag, len))
 			return sw->ports[i];
-	}
 	return NULL;
 }
 

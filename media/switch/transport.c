@@ -13,7 +13,7 @@
 #include "conclave/pool.h"
 #include "conclave/secret.h"
 #include "conclave/srtp.h"
-#include "conclave/udp.h"
+#include "conclave/stun.h"
 #include "media/switch/transport.h"
 
 struct cv_transport {
@@ -29,7 +29,6 @@ struct cv_transport {
 	bool have_peer;
 	bool connected; /* SRTP keyed */
 	bool dead;	/* failed, closed or consent lost: reported once */
-	char ufrag[CV_ICE_UFRAG_MAX + 1];
 };
 
 static void report(struct cv_transport *t, enum cv_transport_state st)
@@ -153,7 +152,6 @@ int cv_transport_create(struct cv_transport **out,
 		free(t);
 		return err;
 	}
-	snprintf(t->ufrag, sizeof(t->ufrag), "%s", spec->local.ufrag);
 	arm_timer(t);
 	*out = t;
 	return 0;
@@ -178,9 +176,10 @@ uint64_t cv_transport_id(const struct cv_transport *t)
 	return t->id;
 }
 
-const char *cv_transport_local_ufrag(const struct cv_transport *t)
+bool cv_transport_owns_ufrag(const struct cv_transport *t,
+			     const uint8_t *ufrag, size_t len)
 {
-	return cv_ice_lite_local_ufrag(t->ice);
+	return cv_ice_lite_owns_ufrag(t->ice, ufrag, len);
 }
 
 bool cv_transport_connected(const struct cv_transport *t)
@@ -214,7 +213,7 @@ int cv_transport_handle_stun(struct cv_transport *t, const struct cv_pkt *pkt,
 	if (resp_len)
 		t->hooks.send(t->hooks.arg, t, resp, resp_len, &pkt->addr);
 	const struct sockaddr_storage *sel = cv_ice_lite_selected(t->ice);
-	if (sel && (!t->have_peer || !cv_sockaddr_same(sel, &t->peer))) {
+	if (sel && (!t->have_peer || !cv_sockaddr_equal(sel, &t->peer))) {
 		struct sockaddr_storage old = t->peer;
 		t->peer = *sel;
 		t->have_peer = true;

@@ -37,7 +37,10 @@ int cv_transport_create(struct cv_transport **out,
 void cv_transport_destroy(struct cv_transport *t);
 
 uint64_t cv_transport_id(const struct cv_transport *t);
-const char *cv_transport_local_ufrag(const struct cv_transport *t);
+/* True for the transport's current ICE ufrag, or the previous one during
+ * an ICE restart: how a check from a new address finds its transport. */
+bool cv_transport_owns_ufrag(const struct cv_transport *t,
+			     const uint8_t *ufrag, size_t len);
 bool cv_transport_connected(const struct cv_transport *t);
 /* The selected peer address, or NULL before ICE picked one. */
 const struct sockaddr_storage *

@@ -1,0 +1,213 @@
+/*
+ * RFC 5769 STUN test vectors: parse each sample, check MESSAGE-INTEGRITY
+ * and FINGERPRINT, and regenerate the short-term ones byte for byte (the
+ * RFC pads with spaces, so the writer's pad byte is set to 0x20).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+
+#include <openssl/evp.h>
+
+#include "conclave/err.h"
+#include "conclave/stun.h"
+#include "cv_test.h"
+
+static const char pwd[] = "VOkJxbRl1RmTxUk/WvJxBt";
+
+static const uint8_t txid[12] = {0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34,
+				 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae};
+
+/* RFC 5769 section 2.1, Sample Request. */
+static const uint8_t sample_request[] = {
+	0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01,
+	0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x10,
+	0x53, 0x54, 0x55, 0x4e, 0x20, 0x74, 0x65, 0x73, 0x74, 0x20, 0x63, 0x6c,
+	0x69, 0x65, 0x6e, 0x74, 0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x01, 0xff,
+	0x80, 0x29, 0x00, 0x08, 0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36,
+	0x00, 0x06, 0x00, 0x09, 0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76,
+	0x59, 0x20, 0x20, 0x20, 0x00, 0x08, 0x00, 0x14, 0x9a, 0xea, 0xa7, 0x0c,
+	0xbf, 0xd8, 0xcb, 0x56, 0x78, 0x1e, 0xf2, 0xb5, 0xb2, 0xd3, 0xf2, 0x49,
+	0xc1, 0xb5, 0x71, 0xa2, 0x80, 0x28, 0x00, 0x04, 0xe5, 0x7a, 0x3b, 0xcf,
+};
+
+/* Section 2.2, Sample IPv4 Response: 192.0.2.1 port 32853. */
+static const uint8_t sample_v4_response[] = {
+	0x01, 0x01, 0x00, 0x3c, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01,
+	0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b,
+	0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63, 0x74, 0x6f, 0x72, 0x20,
+	0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43,
+	0x00, 0x08, 0x00, 0x14, 0x2b, 0x91, 0xf5, 0x99, 0xfd, 0x9e, 0x90, 0xc3,
+	0x8c, 0x74, 0x89, 0xf9, 0x2a, 0xf9, 0xba, 0x53, 0xf0, 0x6b, 0xe7, 0xd7,
+	0x80, 0x28, 0x00, 0x04, 0xc0, 0x7d, 0x4c, 0x96,
+};
+
+/* Section 2.3, Sample IPv6 Response: 2001:db8:1234:5678:11:2233:4455:6677
+ * port 32853. */
+static const uint8_t sample_v6_response[] = {
+	0x01, 0x01, 0x00, 0x48, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01,
+	0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b,
+	0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63, 0x74, 0x6f, 0x72, 0x20,
+	0x00, 0x20, 0x00, 0x14, 0x00, 0x02, 0xa1, 0x47, 0x01, 0x13, 0xa9, 0xfa,
+	0xa5, 0xd3, 0xf1, 0x79, 0xbc, 0x25, 0xf4, 0xb5, 0xbe, 0xd2, 0xb9, 0xd9,
+	0x00, 0x08, 0x00, 0x14, 0xa3, 0x82, 0x95, 0x4e, 0x4b, 0xe6, 0x7b, 0xf1,
+	0x17, 0x84, 0xc9, 0x7c, 0x82, 0x92, 0xc2, 0x75, 0xbf, 0xe3, 0xed, 0x41,
+	0x80, 0x28, 0x00, 0x04, 0xc8, 0xfb, 0x0b, 0x4c,
+};
+
+/* Section 2.4, Sample Request with Long-Term Authentication. */
+static const uint8_t sample_long_term[] = {
+	0x00, 0x01, 0x00, 0x60, 0x21, 0x12, 0xa4, 0x42, 0x78, 0xad, 0x34, 0x33,
+	0xc6, 0xad, 0x72, 0xc0, 0x29, 0xda, 0x41, 0x2e, 0x00, 0x06, 0x00, 0x12,
+	0xe3, 0x83, 0x9e, 0xe3, 0x83, 0x88, 0xe3, 0x83, 0xaa, 0xe3, 0x83, 0x83,
+	0xe3, 0x82, 0xaf, 0xe3, 0x82, 0xb9, 0x00, 0x00, 0x00, 0x15, 0x00, 0x1c,
+	0x66, 0x2f, 0x2f, 0x34, 0x39, 0x39, 0x6b, 0x39, 0x35, 0x34, 0x64, 0x36,
+	0x4f, 0x4c, 0x33, 0x34, 0x6f, 0x4c, 0x39, 0x46, 0x53, 0x54, 0x76, 0x79,
+	0x36, 0x34, 0x73, 0x41, 0x00, 0x14, 0x00, 0x0b, 0x65, 0x78, 0x61, 0x6d,
+	0x70, 0x6c, 0x65, 0x2e, 0x6f, 0x72, 0x67, 0x00, 0x00, 0x08, 0x00, 0x14,
+	0xf6, 0x70, 0x24, 0x65, 0x6d, 0xd6, 0x4a, 0x3e, 0x02, 0xb8, 0xe0, 0x71,
+	0x2e, 0x85, 0xc9, 0xa2, 0x8c, 0xa8, 0x96, 0x66,
+};
+
+static const uint8_t *key(void)
+{
+	return (const uint8_t *)pwd;
+}
+
+static void test_sample_request(void)
+{
+	struct cv_stun_msg m;
+	CV_CHECK_INT(cv_stun_parse(&m, sample_request, sizeof(sample_request)),
+		     0);
+	CV_CHECK_INT(m.cls, CV_STUN_REQUEST);
+	CV_CHECK_INT(m.method, CV_STUN_METHOD_BINDING);
+	CV_CHECK_MEM(m.txid, txid, 12);
+	CV_CHECK_INT(m.software_len, 16);
+	CV_CHECK(m.software && memcmp(m.software, "STUN test client", 16) == 0);
+	CV_CHECK(m.has_priority);
+	CV_CHECK_INT(m.priority, 0x6e0001ff);
+	CV_CHECK(m.has_ice_controlled && !m.has_ice_controlling);
+	CV_CHECK(m.tiebreaker == 0x932ff9b151263b36ull);
+	CV_CHECK(!m.use_candidate);
+	CV_CHECK_INT(m.username_len, 9);
+	CV_CHECK(m.username && memcmp(m.username, "evtj:h6vY", 9) == 0);
+	CV_CHECK_INT(m.n_unknown, 0);
+	CV_CHECK_INT(cv_stun_check_integrity(&m, key(), strlen(pwd)), 0);
+	CV_CHECK_INT(cv_stun_check_integrity(&m, key(), strlen(pwd) - 1),
+		     CV_EINTEGRITY);
+	CV_CHECK_INT(cv_stun_check_fingerprint(&m), 0);
+
+	const uint8_t *uf;
+	size_t uf_len;
+	CV_CHECK_INT(cv_stun_local_ufrag(sample_request, sizeof(sample_request),
+					 &uf, &uf_len),
+		     0);
+	CV_CHECK_INT(uf_len, 4);
+	CV_CHECK(memcmp(uf, "evtj", 4) == 0);
+
+	/* Regenerate. */
+	uint8_t out[256];
+	size_t n = 0;
+	struct cv_stun_writer w;
+	cv_stun_writer_init(&w, out, sizeof(out), CV_STUN_REQUEST,
+			    CV_STUN_METHOD_BINDING, txid);
+	w.pad_byte = 0x20;
+	cv_stun_put_attr(&w, CV_STUN_ATTR_SOFTWARE, "STUN test client", 16);
+	cv_stun_put_u32(&w, CV_STUN_ATTR_PRIORITY, 0x6e0001ff);
+	cv_stun_put_u64(&w, CV_STUN_ATTR_ICE_CONTROLLED, 0x932ff9b151263b36ull);
+	cv_stun_put_attr(&w, CV_STUN_ATTR_USERNAME, "evtj:h6vY", 9);
+	cv_stun_put_integrity(&w, key(), strlen(pwd));
+	cv_stun_put_fingerprint(&w);
+	CV_CHECK_INT(cv_stun_writer_finish(&w, &n), 0);
+	CV_CHECK_INT(n, sizeof(sample_request));
+	CV_CHECK_MEM(out, sample_request, sizeof(sample_request));
+}
+
+static void check_response(const uint8_t *vec, size_t len,
+			   const struct sockaddr_storage *want)
+{
+	struct cv_stun_msg m;
+	CV_CHECK_INT(cv_stun_parse(&m, vec, len), 0);
+	CV_CHECK_INT(m.cls, CV_STUN_SUCCESS);
+	CV_CHECK_INT(m.method, CV_STUN_METHOD_BINDING);
+	CV_CHECK(m.has_xor_mapped);
+	CV_CHECK(cv_sockaddr_equal(&m.xor_mapped, want));
+	CV_CHECK_INT(m.software_len, 11);
+	CV_CHECK_INT(cv_stun_check_integrity(&m, key(), strlen(pwd)), 0);
+	CV_CHECK_INT(cv_stun_check_fingerprint(&m), 0);
+	/* A response has no ufrag to route by. */
+	const uint8_t *uf;
+	size_t uf_len;
+	CV_CHECK_INT(cv_stun_local_ufrag(vec, len, &uf, &uf_len), -ENOENT);
+
+	uint8_t out[256];
+	size_t n = 0;
+	struct cv_stun_writer w;
+	cv_stun_writer_init(&w, out, sizeof(out), CV_STUN_SUCCESS,
+			    CV_STUN_METHOD_BINDING, txid);
+	w.pad_byte = 0x20;
+	cv_stun_put_attr(&w, CV_STUN_ATTR_SOFTWARE, "test vector", 11);
+	cv_stun_put_xor_address(&w, CV_STUN_ATTR_XOR_MAPPED_ADDRESS, want);
+	cv_stun_put_integrity(&w, key(), strlen(pwd));
+	cv_stun_put_fingerprint(&w);
+	CV_CHECK_INT(cv_stun_writer_finish(&w, &n), 0);
+	CV_CHECK_INT(n, len);
+	CV_CHECK_MEM(out, vec, len);
+}
+
+static void test_responses(void)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(32853);
+	inet_pton(AF_INET, "192.0.2.1", &sin->sin_addr);
+	check_response(sample_v4_response, sizeof(sample_v4_response), &ss);
+
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(32853);
+	inet_pton(AF_INET6, "2001:db8:1234:5678:11:2233:4455:6677",
+		  &sin6->sin6_addr);
+	check_response(sample_v6_response, sizeof(sample_v6_response), &ss);
+}
+
+/* Section 2.4: the key is MD5(username ":" realm ":" SASLprep(password)),
+ * RFC 8489 section 9.2.2; "TheMatrIX" is its own SASLprep. */
+static void test_long_term(void)
+{
+	struct cv_stun_msg m;
+	CV_CHECK_INT(
+		cv_stun_parse(&m, sample_long_term, sizeof(sample_long_term)),
+		0);
+	CV_CHECK_INT(m.cls, CV_STUN_REQUEST);
+	CV_CHECK_INT(m.username_len, 18);
+	CV_CHECK_INT(m.n_unknown, 0);
+	CV_CHECK_INT(m.fingerprint_offset, 0);
+	CV_CHECK_INT(cv_stun_check_fingerprint(&m), -ENOENT);
+
+	uint8_t input[64];
+	size_t n = 0;
+	memcpy(input, m.username, m.username_len);
+	n += m.username_len;
+	memcpy(input + n, ":example.org:TheMatrIX", 22);
+	n += 22;
+	uint8_t md5[16];
+	unsigned md_len = 0;
+	CV_CHECK(EVP_Digest(input, n, md5, &md_len, EVP_md5(), NULL) == 1);
+	CV_CHECK_INT(md_len, 16);
+	CV_CHECK_INT(cv_stun_check_integrity(&m, md5, sizeof(md5)), 0);
+	md5[0] ^= 1;
+	CV_CHECK_INT(cv_stun_check_integrity(&m, md5, sizeof(md5)),
+		     CV_EINTEGRITY);
+}
+
+int main(void)
+{
+	test_sample_request();
+	test_responses();
+	test_long_term();
+	return cv_test_done("test_stun_vectors");
+}
