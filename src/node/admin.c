@@ -181,7 +181,8 @@ int cv_admin_http(void *arg, const char *path, const char *query, int *status,
 		*body = rooms_json(a->node, body_len);
 		return *body ? 0 : -ENOMEM;
 	}
-	return -ENOENT;
+	*status = 0; /* not ours: the server answers 404 */
+	return 0;
 }
 
 /* Reads one query parameter into out (no percent-decoding beyond what
@@ -213,8 +214,10 @@ int cv_admin_dev_http(void *arg, const char *path, const char *query,
 {
 	struct cv_node *n = arg;
 	if (strcmp(path, "/dev/token") != 0 ||
-	    !cv_config_bool(n->cfg, CV_CFG_DEV))
-		return -ENOENT;
+	    !cv_config_bool(n->cfg, CV_CFG_DEV)) {
+		*status = 0; /* not ours: static files or 404 */
+		return 0;
+	}
 	char room[CV_TOKEN_ROOM_MAX + 1], sub[32], token[CV_TOKEN_MAX_BYTES];
 	uint8_t rnd[8];
 	query_param(query, "room", room, sizeof(room));
