@@ -289,7 +289,14 @@ struct cv_sdp_sub_mline {
 	const char *mid;       /* token, <= CV_SDP_MAX_MID_BYTES */
 	enum cv_sdp_kind kind; /* AUDIO or VIDEO */
 	bool active;	       /* false: port 0, kept so indices stay */
-	const char *codec;     /* "opus", "VP8", "H264"... */
+	/*
+	 * With active: a=inactive, no source (ssrc, msid) but still in the
+	 * BUNDLE group, so the transport is untouched and the m-line can
+	 * carry a new track later. Prefer this to port 0: rejecting the
+	 * BUNDLE-tagged m-line makes Chromium tear down the transport.
+	 */
+	bool paused;
+	const char *codec; /* "opus", "VP8", "H264"... */
 	uint8_t pt;	       /* 0..127 */
 	uint32_t clock_rate;
 	uint8_t channels; /* 0: not written */

@@ -32,6 +32,8 @@ static int check_mline(const struct cv_sdp_sub_mline *ml)
 		return -EINVAL;
 	if (!ml->active)
 		return 0;
+	if (ml->paused)
+		return cv_sdp_is_token(ml->codec) && ml->clock_rate ? 0 : -EINVAL;
 	if (!cv_sdp_is_token(ml->codec) || ml->clock_rate == 0 ||
 	    !opt_visible(ml->fmtp) || !cv_sdp_is_visible(ml->cname) ||
 	    !opt_visible(ml->msid_stream) || !opt_visible(ml->msid_track) ||
@@ -79,7 +81,7 @@ static void write_active(struct cv_sdp_buf *b, const struct cv_sdp_local *l,
 	cv_sdp_buf_add(b, "m=%s %u UDP/TLS/RTP/SAVPF %u",
 		       audio ? "audio" : "video", l->candidates[0].port,
 		       ml->pt);
-	if (ml->rtx_pt)
+	if (ml->rtx_pt && !ml->paused)
 		cv_sdp_buf_add(b, " %u", ml->rtx_pt);
 	cv_sdp_buf_add(b, "\r\n");
 	cv_sdp_write_conn(b, l);
@@ -92,8 +94,8 @@ static void write_active(struct cv_sdp_buf *b, const struct cv_sdp_local *l,
 	if (audio)
 		cv_sdp_buf_add(b, "a=extmap:%d %s\r\n", EXT_ID_AUDIO_LEVEL,
 			       CV_SDP_URI_AUDIO_LEVEL);
-	cv_sdp_buf_add(b, "a=sendonly\r\n");
-	if (ml->msid_stream)
+	cv_sdp_buf_add(b, ml->paused ? "a=inactive\r\n" : "a=sendonly\r\n");
+	if (ml->msid_stream && !ml->paused)
 		cv_sdp_buf_add(b, "a=msid:%s%s%s\r\n", ml->msid_stream,
 			       ml->msid_track ? " " : "",
 			       ml->msid_track ? ml->msid_track : "");
@@ -109,16 +111,18 @@ static void write_active(struct cv_sdp_buf *b, const struct cv_sdp_local *l,
 					CV_SDP_FB_CCM_FIR);
 	if (ml->fmtp)
 		cv_sdp_buf_add(b, "a=fmtp:%u %s\r\n", ml->pt, ml->fmtp);
-	if (ml->rtx_pt) {
+	if (ml->rtx_pt && !ml->paused) {
 		/* RFC 4588 8.1 (apt) and 8.3 (FID group). */
 		cv_sdp_buf_add(b, "a=rtpmap:%u rtx/%u\r\na=fmtp:%u apt=%u\r\n",
 			       ml->rtx_pt, ml->clock_rate, ml->rtx_pt, ml->pt);
 		cv_sdp_buf_add(b, "a=ssrc-group:FID %u %u\r\n", ml->ssrc,
 			       ml->rtx_ssrc);
 	}
-	write_ssrc(b, ml, ml->ssrc);
-	if (ml->rtx_pt)
-		write_ssrc(b, ml, ml->rtx_ssrc);
+	if (!ml->paused) {
+		write_ssrc(b, ml, ml->ssrc);
+		if (ml->rtx_pt)
+			write_ssrc(b, ml, ml->rtx_ssrc);
+	}
 	cv_sdp_write_candidates(b, l);
 }
 

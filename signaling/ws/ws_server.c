@@ -478,7 +478,7 @@ static int http_error(struct lws *wsi, struct pss *p, int status,
 
 static int http_writeable(struct lws *wsi, struct pss *p)
 {
-	if (!p->responding)
+	if (!p || !p->responding)
 		return 0;
 	unsigned char buf[LWS_PRE + HTTP_CHUNK];
 	size_t n = p->body_len - p->body_off;
@@ -680,8 +680,11 @@ static int admin_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writeable(wsi, p);
 	case LWS_CALLBACK_CLOSED_HTTP:
-		free(p->body);
-		p->body = NULL;
+		/* lws may close a connection before its session data exists. */
+		if (p) {
+			free(p->body);
+			p->body = NULL;
+		}
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -732,8 +735,11 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
-		free(p->body);
-		p->body = NULL;
+		/* lws may close a connection before its session data exists. */
+		if (p) {
+			free(p->body);
+			p->body = NULL;
+		}
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -179,29 +179,56 @@ static bool slot_has_track(const struct participant *p, const struct track *t)
 }
 
 /*
- * Gives track t an m-line in p's subscribe connection: a recycled one
- * (RFC 8829 5.2.2: an m-section the answer rejected may be reused, with a
- * new mid) or a new one.
+ * Gives track t an m-line in p's subscribe connection: a paused one of the
+ * same kind (its mid stays; it gets a new SSRC and msid) or a new one.
+ * m-lines are never rejected (port 0): Chromium tears the BUNDLE
+ * transport down when the m-line that tags the group is rejected.
  */
 static void slot_assign(struct participant *p, struct track *t)
 {
 	struct sub_slot *s = NULL;
-	for (size_t i = 0; i < p->n_slots; i++) {
-		if (!p->slots[i].track && p->slots[i].recyclable) {
+	for (size_t i = 0; i < p->n_slots && !s; i++)
+		if (!p->slots[i].track && p->slots[i].video == t->video)
 			s = &p->slots[i];
-			break;
-		}
-	}
 	if (!s) {
 		if (p->n_slots == CV_SDP_MAX_MEDIA)
 			return; /* full: the track is not offered */
 		s = &p->slots[p->n_slots++];
+		memset(s, 0, sizeof(*s));
+		snprintf(s->mid, sizeof(s->mid), "%u", p->next_mid++);
+		s->video = t->video;
 	}
-	memset(s, 0, sizeof(*s));
-	snprintf(s->mid, sizeof(s->mid), "%u", p->next_mid++);
 	s->track = t;
-	s->video = t->video;
+	s->subscribed = false;
 	s->ssrc = random_u32();
+}
+
+/* The m-line description of slot s for an offer (or an answer check). */
+static void slot_mline(const struct sub_slot *s, const struct track *t,
+		       struct cv_sdp_sub_mline *ml)
+{
+	memset(ml, 0, sizeof(*ml));
+	ml->mid = s->mid;
+	ml->kind = s->video ? CV_SDP_KIND_VIDEO : CV_SDP_KIND_AUDIO;
+	ml->active = true;
+	ml->paused = t == NULL;
+	ml->ssrc = s->ssrc;
+	ml->cname = "conclave";
+	if (t) {
+		ml->codec = t->codec;
+		ml->pt = t->pt;
+		ml->clock_rate = t->clock_rate;
+		ml->channels = t->channels;
+		ml->fmtp = t->fmtp[0] ? t->fmtp : NULL;
+		ml->msid_stream = t->owner->id;
+		ml->msid_track = t->id;
+	} else {
+		/* A paused m-line still names a codec of its kind. */
+		ml->codec = s->video ? "VP8" : "opus";
+		ml->pt = s->video ? 96 : 111;
+		ml->clock_rate = s->video ? 90000 : 48000;
+		ml->channels = s->video ? 0 : 2;
+	}
 }
 
 static void fill_local(struct cv_node *n, struct room *r,
@@ -244,30 +271,11 @@ static void renegotiate(struct cv_node *n, struct participant *p)
 	size_t n_map = 0;
 	for (size_t i = 0; i < p->n_slots; i++) {
 		struct sub_slot *s = &p->slots[i];
-		struct track *t = s->track;
-		memset(&ml[i], 0, sizeof(ml[i]));
-		ml[i].mid = s->mid;
-		ml[i].kind = s->video ? CV_SDP_KIND_VIDEO : CV_SDP_KIND_AUDIO;
-		ml[i].active = t != NULL;
-		ml[i].ssrc = s->ssrc;
-		ml[i].cname = "conclave";
-		if (t) {
-			ml[i].codec = t->codec;
-			ml[i].pt = t->pt;
-			ml[i].clock_rate = t->clock_rate;
-			ml[i].channels = t->channels;
-			ml[i].fmtp = t->fmtp[0] ? t->fmtp : NULL;
-			ml[i].msid_stream = t->owner->id;
-			ml[i].msid_track = t->id;
+		slot_mline(s, s->track, &ml[i]);
+		if (s->track) {
 			map[n_map].mid = s->mid;
-			map[n_map].track = t->id;
+			map[n_map].track = s->track->id;
 			n_map++;
-		} else {
-			/* A rejected m-line still names a codec of its kind. */
-			ml[i].codec = s->video ? "VP8" : "opus";
-			ml[i].pt = s->video ? 96 : 111;
-			ml[i].clock_rate = s->video ? 90000 : 48000;
-			ml[i].channels = s->video ? 0 : 2;
 		}
 	}
 	struct cv_sdp_local local;
@@ -611,8 +619,6 @@ static void subscribe_slots(struct cv_node *n, struct participant *p,
 	struct cv_worker *w = worker_of(n, p->room);
 	for (size_t i = 0; i < p->n_slots && i < res->n_mlines; i++) {
 		struct sub_slot *s = &p->slots[i];
-		if (!s->offered_track)
-			s->recyclable = true; /* the answer rejected it */
 		if (!s->track || s->subscribed || s->track != s->offered_track ||
 		    !res->mlines[i].accepted)
 			continue;
@@ -646,19 +652,8 @@ static void on_subscribe_answer(struct cv_node *n, struct participant *p,
 		return;
 	}
 	struct cv_sdp_sub_mline ml[CV_SDP_MAX_MEDIA];
-	for (size_t i = 0; i < p->n_slots; i++) {
-		memset(&ml[i], 0, sizeof(ml[i]));
-		ml[i].mid = p->slots[i].mid;
-		ml[i].kind = p->slots[i].video ? CV_SDP_KIND_VIDEO
-					       : CV_SDP_KIND_AUDIO;
-		ml[i].active = p->slots[i].offered_track != NULL;
-		struct track *t = p->slots[i].offered_track;
-		ml[i].codec = t ? t->codec : (p->slots[i].video ? "VP8" : "opus");
-		ml[i].pt = t ? t->pt : (p->slots[i].video ? 96 : 111);
-		ml[i].clock_rate = t ? t->clock_rate
-				     : (p->slots[i].video ? 90000 : 48000);
-		ml[i].ssrc = p->slots[i].ssrc;
-	}
+	for (size_t i = 0; i < p->n_slots; i++)
+		slot_mline(&p->slots[i], p->slots[i].offered_track, &ml[i]);
 	struct cv_sdp_subscribe_result *res = calloc(1, sizeof(*res));
 	int err = res ? cv_sdp_check_subscribe_answer(ml, p->n_slots, answer,
 						      res)

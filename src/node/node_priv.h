@@ -35,7 +35,6 @@ struct sub_slot {
 	struct track *track;	     /* what it should carry now; NULL: none */
 	struct track *offered_track; /* what the last offer said */
 	bool subscribed;	     /* the switch forwards track here */
-	bool recyclable;	     /* rejected by an answer: reusable */
 };
 
 struct participant {
