@@ -352,9 +352,8 @@ static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
 	if (!t->seq_started) {
 		cv_rtp_seq_init(&t->seq, h.seq);
 		t->seq_started = true;
-	} else {
-		cv_rtp_seq_update(&t->seq, h.seq);
 	}
+	cv_rtp_seq_update(&t->seq, h.seq);
 	if (t->spec.clock_rate)
 		cv_rtp_seq_jitter_update(&t->seq, h.ts,
 					 (uint32_t)(pkt->arrival_us *

@@ -559,6 +559,9 @@ export async function runTest(name, body, { timeoutMs = 120000 } = {}) {
     for (const n of t.nodes.filter((x) => !x.stopped))
       t.check(n.running, `the node is still running at the end (not crashed)`, { exit: n.child.exitCode ?? n.child.signalCode });
     await t.cleanup().catch((e) => console.log(`cleanup: ${e.message}`));
+    // SIGTERM drains and exits 0; under ASan a leak makes the exit non-zero.
+    for (const n of t.nodes.filter((x) => !x.expectExit))
+      t.check(n.exit === 0, 'the node exits 0 on SIGTERM (no crash, no leak under ASan)', { exit: n.exit });
     t.check(t.pageErrors.length === 0, 'no uncaught JavaScript error in any page', t.pageErrors);
     if (t.failed) t.dumpLogs();
     console.log(`${name}: ${t.passed} passed, ${t.failed} failed`);
