@@ -76,8 +76,9 @@ int cv_metrics_gauge_fn(struct cv_metrics *reg, const char *name,
 /* A counter whose value is fn(arg) at render time: for figures counted
  * elsewhere (e.g. per-worker single-writer counters) and summed here. */
 int cv_metrics_counter_fn(struct cv_metrics *reg, const char *name,
-			  const char *help, const struct cv_metric_label *labels,
-			  cv_gauge_fn fn, void *arg);
+			  const char *help,
+			  const struct cv_metric_label *labels, cv_gauge_fn fn,
+			  void *arg);
 /*
  * A histogram with `nbounds` (1..CV_METRICS_MAX_BUCKETS) strictly
  * increasing upper bounds (copied; +Inf is implicit), in the unit its name

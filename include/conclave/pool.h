@@ -26,7 +26,8 @@ struct cv_pkt {
 	uint8_t *data; /* first byte of the packet */
 	size_t len;    /* bytes from data */
 	uint64_t arrival_us;
-	struct sockaddr_storage addr; /* source on receive, destination on send */
+	struct sockaddr_storage
+		addr; /* source on receive, destination on send */
 	socklen_t addr_len;
 	struct cv_pkt *next; /* free list / queue link, owner's to use */
 	struct cv_pool *pool;

@@ -297,7 +297,7 @@ struct cv_sdp_sub_mline {
 	 */
 	bool paused;
 	const char *codec; /* "opus", "VP8", "H264"... */
-	uint8_t pt;	       /* 0..127 */
+	uint8_t pt;	   /* 0..127 */
 	uint32_t clock_rate;
 	uint8_t channels; /* 0: not written */
 	const char *fmtp; /* NULL: none */

@@ -63,10 +63,10 @@ void cv_udp_flush(struct cv_udp *u);
 
 /* RFC 7983 section 7: what the first byte of a datagram says it is. */
 enum cv_demux {
-	CV_DEMUX_STUN,	 /* 0..3 */
-	CV_DEMUX_DTLS,	 /* 20..63 */
-	CV_DEMUX_RTP,	 /* 128..191: RTP or RTCP */
-	CV_DEMUX_OTHER,	 /* ZRTP, TURN channels, garbage: dropped */
+	CV_DEMUX_STUN,	/* 0..3 */
+	CV_DEMUX_DTLS,	/* 20..63 */
+	CV_DEMUX_RTP,	/* 128..191: RTP or RTCP */
+	CV_DEMUX_OTHER, /* ZRTP, TURN channels, garbage: dropped */
 };
 
 static inline enum cv_demux cv_demux_classify(const uint8_t *buf, size_t len)

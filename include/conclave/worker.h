@@ -20,9 +20,9 @@ struct cv_workers;
 typedef void (*cv_worker_hook_fn)(struct cv_worker *w, void *arg);
 
 struct cv_workers_config {
-	unsigned count;	     /* 0: one per online core */
-	size_t pool_packets; /* packets per worker pool */
-	size_t queue_items;  /* ceiling of each command queue */
+	unsigned count;		    /* 0: one per online core */
+	size_t pool_packets;	    /* packets per worker pool */
+	size_t queue_items;	    /* ceiling of each command queue */
 	cv_worker_hook_fn on_start; /* may be NULL */
 	cv_worker_hook_fn on_stop;  /* may be NULL */
 	void *hook_arg;

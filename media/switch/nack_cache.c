@@ -53,8 +53,8 @@ void cv_nack_cache_put(struct cv_nack_cache *c, uint16_t seq,
 }
 
 int cv_nack_cache_get(const struct cv_nack_cache *c, uint16_t seq,
-		      uint64_t now_ms, uint64_t max_age_ms,
-		      const uint8_t **pkt, size_t *len)
+		      uint64_t now_ms, uint64_t max_age_ms, const uint8_t **pkt,
+		      size_t *len)
 {
 	const struct slot *s = &c->slots[seq & c->mask];
 	if (s->len == 0 || s->seq != seq || now_ms - s->stored_ms > max_age_ms)

@@ -35,7 +35,7 @@ void cv_nack_cache_put(struct cv_nack_cache *c, uint16_t seq,
  * or -ENOENT.
  */
 int cv_nack_cache_get(const struct cv_nack_cache *c, uint16_t seq,
-		      uint64_t now_ms, uint64_t max_age_ms,
-		      const uint8_t **pkt, size_t *len);
+		      uint64_t now_ms, uint64_t max_age_ms, const uint8_t **pkt,
+		      size_t *len);
 
 #endif

@@ -156,7 +156,7 @@ static void remove_item(void **arr, size_t *n, void *item)
 }
 
 #define PUSH(arr, n, cap, item) push((void ***)&(arr), &(n), &(cap), (item))
-#define REMOVE(arr, n, item) remove_item((void **)(arr), &(n), (item))
+#define REMOVE(arr, n, item)	remove_item((void **)(arr), &(n), (item))
 
 /* ---- lookups ---- */
 
@@ -177,7 +177,8 @@ static struct port *port_by_addr(struct cv_switch *sw,
 {
 	struct port *p = sw->last_hit;
 	const struct sockaddr_storage *peer;
-	if (p && (peer = cv_transport_peer(p->t)) && cv_sockaddr_equal(peer, addr))
+	if (p && (peer = cv_transport_peer(p->t)) &&
+	    cv_sockaddr_equal(peer, addr))
 		return p;
 	for (size_t i = 0; i < sw->n_ports; i++) {
 		p = sw->ports[i];
@@ -355,10 +356,10 @@ static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
 	}
 	cv_rtp_seq_update(&t->seq, h.seq);
 	if (t->spec.clock_rate)
-		cv_rtp_seq_jitter_update(&t->seq, h.ts,
-					 (uint32_t)(pkt->arrival_us *
-						    t->spec.clock_rate /
-						    1000000u));
+		cv_rtp_seq_jitter_update(
+			&t->seq, h.ts,
+			(uint32_t)(pkt->arrival_us * t->spec.clock_rate /
+				   1000000u));
 	uint64_t now = cv_loop_now_ms(sw->loop);
 	if (t->cache)
 		cv_nack_cache_put(t->cache, h.seq, pkt->data, pkt->len, now);
@@ -383,7 +384,8 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 			const struct cv_rtcp_pkt *fb)
 {
 	uint16_t lost[17 * 16];
-	size_t n = cv_rtcp_nack_expand(fb, lost, sizeof(lost) / sizeof(lost[0]));
+	size_t n =
+		cv_rtcp_nack_expand(fb, lost, sizeof(lost) / sizeof(lost[0]));
 	uint64_t now = cv_loop_now_ms(sw->loop);
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *cached;

@@ -176,8 +176,8 @@ uint64_t cv_transport_id(const struct cv_transport *t)
 	return t->id;
 }
 
-bool cv_transport_owns_ufrag(const struct cv_transport *t,
-			     const uint8_t *ufrag, size_t len)
+bool cv_transport_owns_ufrag(const struct cv_transport *t, const uint8_t *ufrag,
+			     size_t len)
 {
 	return cv_ice_lite_owns_ufrag(t->ice, ufrag, len);
 }
@@ -207,9 +207,9 @@ int cv_transport_handle_stun(struct cv_transport *t, const struct cv_pkt *pkt,
 {
 	uint8_t resp[CV_STUN_RESPONSE_MAX_BYTES];
 	size_t resp_len = 0;
-	int rc = cv_ice_lite_handle_stun(t->ice, pkt->data, pkt->len,
-					 &pkt->addr, now_ms, resp,
-					 sizeof(resp), &resp_len);
+	int rc =
+		cv_ice_lite_handle_stun(t->ice, pkt->data, pkt->len, &pkt->addr,
+					now_ms, resp, sizeof(resp), &resp_len);
 	if (resp_len)
 		t->hooks.send(t->hooks.arg, t, resp, resp_len, &pkt->addr);
 	const struct sockaddr_storage *sel = cv_ice_lite_selected(t->ice);

@@ -39,12 +39,11 @@ void cv_transport_destroy(struct cv_transport *t);
 uint64_t cv_transport_id(const struct cv_transport *t);
 /* True for the transport's current ICE ufrag, or the previous one during
  * an ICE restart: how a check from a new address finds its transport. */
-bool cv_transport_owns_ufrag(const struct cv_transport *t,
-			     const uint8_t *ufrag, size_t len);
+bool cv_transport_owns_ufrag(const struct cv_transport *t, const uint8_t *ufrag,
+			     size_t len);
 bool cv_transport_connected(const struct cv_transport *t);
 /* The selected peer address, or NULL before ICE picked one. */
-const struct sockaddr_storage *
-cv_transport_peer(const struct cv_transport *t);
+const struct sockaddr_storage *cv_transport_peer(const struct cv_transport *t);
 
 /* New ICE credentials (restart); the old pair stays until a new check. */
 int cv_transport_restart_ice(struct cv_transport *t,
@@ -71,7 +70,7 @@ int cv_transport_unprotect(struct cv_transport *t, struct cv_pkt *pkt,
  * Protects pkt in place (needs SRTP tailroom) and addresses it to the
  * selected peer. Returns 0, or -1 with *why set.
  */
-int cv_transport_protect(struct cv_transport *t, struct cv_pkt *pkt,
-			 bool rtcp, enum cv_drop *why);
+int cv_transport_protect(struct cv_transport *t, struct cv_pkt *pkt, bool rtcp,
+			 enum cv_drop *why);
 
 #endif

@@ -33,7 +33,8 @@ static int check_mline(const struct cv_sdp_sub_mline *ml)
 	if (!ml->active)
 		return 0;
 	if (ml->paused)
-		return cv_sdp_is_token(ml->codec) && ml->clock_rate ? 0 : -EINVAL;
+		return cv_sdp_is_token(ml->codec) && ml->clock_rate ? 0
+								    : -EINVAL;
 	if (!cv_sdp_is_token(ml->codec) || ml->clock_rate == 0 ||
 	    !opt_visible(ml->fmtp) || !cv_sdp_is_visible(ml->cname) ||
 	    !opt_visible(ml->msid_stream) || !opt_visible(ml->msid_track) ||

@@ -28,7 +28,8 @@ const char *cv_strerror(int err)
 	case CV_EINTEGRITY:
 		return "integrity check failed";
 	default:
-		/* strerror() is not thread-safe in theory; strerrordesc_np is. */
+		/* strerror() is not thread-safe in theory; strerrordesc_np is.
+		 */
 		if (err < 0 && err > -1000) {
 			const char *s = strerrordesc_np(-err);
 			return s ? s : "unknown error";

@@ -170,7 +170,9 @@ static int next_wait_ms(const struct cv_loop *loop, int max_wait_ms)
 		return max_wait_ms;
 	uint64_t now_ms = loop->now_us / 1000;
 	uint64_t due = loop->heap[0]->due_ms;
-	int wait = due <= now_ms ? 0 : (int)(due - now_ms > 60000 ? 60000 : due - now_ms);
+	int wait = due <= now_ms
+			   ? 0
+			   : (int)(due - now_ms > 60000 ? 60000 : due - now_ms);
 	if (max_wait_ms >= 0 && max_wait_ms < wait)
 		wait = max_wait_ms;
 	return wait;

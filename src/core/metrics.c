@@ -302,8 +302,9 @@ int cv_metrics_gauge_fn(struct cv_metrics *reg, const char *name,
 }
 
 int cv_metrics_counter_fn(struct cv_metrics *reg, const char *name,
-			  const char *help, const struct cv_metric_label *labels,
-			  cv_gauge_fn fn, void *arg)
+			  const char *help,
+			  const struct cv_metric_label *labels, cv_gauge_fn fn,
+			  void *arg)
 {
 	struct series_init init = {.fn = fn, .fn_arg = arg};
 	struct series *s;

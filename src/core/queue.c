@@ -17,7 +17,7 @@ struct cmd {
 
 struct cv_queue {
 	struct cv_loop *loop;
-	struct cv_io io; /* the eventfd */
+	struct cv_io io;      /* the eventfd */
 	pthread_mutex_t lock; /* guards head, tail, count */
 	struct cmd *head, *tail;
 	size_t count;
@@ -119,7 +119,8 @@ int cv_queue_post(struct cv_queue *q, cv_cmd_fn fn, void *arg)
 	if (was_empty) {
 		uint64_t one = 1;
 		if (write(q->io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			return 0; /* the command is queued; it runs on the next wake */
+			return 0; /* the command is queued; it runs on the next
+				     wake */
 	}
 	return 0;
 }

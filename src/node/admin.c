@@ -49,7 +49,8 @@ static double figure_value(void *arg)
 		if (!f->node->ws)
 			return 0;
 		cv_ws_server_stats(f->node->ws, &st);
-		return (double)*(const uint64_t *)((const char *)&st + f->offset);
+		return (double)*(const uint64_t *)((const char *)&st +
+						   f->offset);
 	}
 	return switch_sum(f->node, f->offset);
 }
@@ -72,8 +73,8 @@ static int add_figure(struct cv_admin *a, const char *name, const char *help,
 	if (len > 6 && strcmp(name + len - 6, "_total") == 0)
 		return cv_metrics_counter_fn(a->metrics, name, help, labels,
 					     figure_value, f);
-	return cv_metrics_gauge_fn(a->metrics, name, help, labels,
-				   figure_value, f);
+	return cv_metrics_gauge_fn(a->metrics, name, help, labels, figure_value,
+				   f);
 }
 
 #define SW(field) offsetof(struct cv_switch_stats, field)
@@ -87,33 +88,56 @@ int cv_admin_init(struct cv_admin *a, struct cv_node *node)
 	if (err)
 		return err;
 	for (int i = 0; i < CV_DROP_COUNT && !err; i++)
-		err = add_figure(a, "conclave_dropped_datagrams_total",
-				 "Datagrams dropped on the packet path, by reason",
-				 SW(drops) + (size_t)i * sizeof(uint64_t), false,
-				 CV_LABELS({"reason", cv_drop_name((enum cv_drop)i)}));
+		err = add_figure(
+			a, "conclave_dropped_datagrams_total",
+			"Datagrams dropped on the packet path, by reason",
+			SW(drops) + (size_t)i * sizeof(uint64_t), false,
+			CV_LABELS({"reason", cv_drop_name((enum cv_drop)i)}));
 	struct {
 		const char *name, *help;
 		size_t off;
 		bool ws;
 	} figs[] = {
-		{"conclave_rx_datagrams_total", "UDP datagrams received", SW(rx_datagrams), false},
-		{"conclave_rx_bytes_total", "UDP bytes received", SW(rx_bytes), false},
-		{"conclave_tx_datagrams_total", "UDP datagrams sent", SW(tx_datagrams), false},
-		{"conclave_tx_bytes_total", "UDP bytes sent", SW(tx_bytes), false},
-		{"conclave_rtp_received_total", "RTP packets accepted from publishers", SW(rtp_in), false},
-		{"conclave_rtp_forwarded_total", "RTP packets sent to subscribers", SW(rtp_forwarded), false},
-		{"conclave_rtcp_received_total", "RTCP compounds received", SW(rtcp_in), false},
-		{"conclave_nack_received_total", "Sequence numbers NACKed by subscribers", SW(nack_received), false},
-		{"conclave_retransmitted_total", "Packets re-sent from the NACK cache", SW(rtx_sent), false},
-		{"conclave_pli_sent_total", "PLIs sent to publishers", SW(pli_sent), false},
-		{"conclave_stun_answered_total", "ICE checks answered", SW(stun_answered), false},
-		{"conclave_transports", "Transports on the media plane", SW(transports), false},
-		{"conclave_ws_messages_total", "Valid signaling messages received", WS(messages_in), true},
-		{"conclave_ws_bad_messages_total", "Signaling messages refused as malformed", WS(bad_message), true},
-		{"conclave_ws_too_big_total", "Signaling frames over the size limit", WS(too_big), true},
-		{"conclave_ws_rate_limited_total", "Signaling messages dropped by the rate limit", WS(rate_limited), true},
-		{"conclave_ws_overflow_closed_total", "Connections closed for a full output queue", WS(overflow_closed), true},
-		{"conclave_ws_connections", "Open signaling connections", WS(connections_open), true},
+		{"conclave_rx_datagrams_total", "UDP datagrams received",
+		 SW(rx_datagrams), false},
+		{"conclave_rx_bytes_total", "UDP bytes received", SW(rx_bytes),
+		 false},
+		{"conclave_tx_datagrams_total", "UDP datagrams sent",
+		 SW(tx_datagrams), false},
+		{"conclave_tx_bytes_total", "UDP bytes sent", SW(tx_bytes),
+		 false},
+		{"conclave_rtp_received_total",
+		 "RTP packets accepted from publishers", SW(rtp_in), false},
+		{"conclave_rtp_forwarded_total",
+		 "RTP packets sent to subscribers", SW(rtp_forwarded), false},
+		{"conclave_rtcp_received_total", "RTCP compounds received",
+		 SW(rtcp_in), false},
+		{"conclave_nack_received_total",
+		 "Sequence numbers NACKed by subscribers", SW(nack_received),
+		 false},
+		{"conclave_retransmitted_total",
+		 "Packets re-sent from the NACK cache", SW(rtx_sent), false},
+		{"conclave_pli_sent_total", "PLIs sent to publishers",
+		 SW(pli_sent), false},
+		{"conclave_stun_answered_total", "ICE checks answered",
+		 SW(stun_answered), false},
+		{"conclave_transports", "Transports on the media plane",
+		 SW(transports), false},
+		{"conclave_ws_messages_total",
+		 "Valid signaling messages received", WS(messages_in), true},
+		{"conclave_ws_bad_messages_total",
+		 "Signaling messages refused as malformed", WS(bad_message),
+		 true},
+		{"conclave_ws_too_big_total",
+		 "Signaling frames over the size limit", WS(too_big), true},
+		{"conclave_ws_rate_limited_total",
+		 "Signaling messages dropped by the rate limit",
+		 WS(rate_limited), true},
+		{"conclave_ws_overflow_closed_total",
+		 "Connections closed for a full output queue",
+		 WS(overflow_closed), true},
+		{"conclave_ws_connections", "Open signaling connections",
+		 WS(connections_open), true},
 	};
 	for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]) && !err; i++)
 		err = add_figure(a, figs[i].name, figs[i].help, figs[i].off,
@@ -141,15 +165,16 @@ static char *rooms_json(struct cv_node *n, size_t *len)
 		for (struct track *t = r->tracks; t; t = t->next)
 			tracks++;
 		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:I, s:I, s:o, s:I}", "id",
-				       r->log_id, "name", r->name, "worker",
-				       (json_int_t)r->worker, "participant_count",
-				       (json_int_t)r->n_members, "participants",
-				       parts, "tracks", (json_int_t)tracks));
+			arr,
+			json_pack("{s:s, s:s, s:I, s:I, s:o, s:I}", "id",
+				  r->log_id, "name", r->name, "worker",
+				  (json_int_t)r->worker, "participant_count",
+				  (json_int_t)r->n_members, "participants",
+				  parts, "tracks", (json_int_t)tracks));
 	}
-	json_t *doc = json_pack("{s:o, s:I, s:b}", "rooms", arr, "workers",
-				(json_int_t)n->n_workers, "draining",
-				n->draining);
+	json_t *doc =
+		json_pack("{s:o, s:I, s:b}", "rooms", arr, "workers",
+			  (json_int_t)n->n_workers, "draining", n->draining);
 	pthread_mutex_unlock(&n->lock);
 	char *s = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
@@ -195,7 +220,8 @@ static void query_param(const char *query, const char *key, char *out,
 	for (const char *q = query; q && *q;) {
 		const char *amp = strchr(q, '&');
 		size_t len = amp ? (size_t)(amp - q) : strlen(q);
-		if (len > klen && strncmp(q, key, klen) == 0 && q[klen] == '=') {
+		if (len > klen && strncmp(q, key, klen) == 0 &&
+		    q[klen] == '=') {
 			size_t vlen = len - klen - 1;
 			if (vlen >= cap)
 				vlen = cap - 1;
@@ -230,7 +256,8 @@ int cv_admin_dev_http(void *arg, const char *path, const char *query,
 	}
 	RAND_bytes(rnd, sizeof(rnd));
 	snprintf(sub, sizeof(sub), "dev-%02x%02x%02x%02x%02x%02x%02x%02x",
-		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
+		 rnd[7]);
 	int64_t exp = (int64_t)(cv_clock_wall_ms() / 1000) + 3600;
 	int err = cv_token_issue(n->token_key, n->token_key_len, sub, room,
 				 CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE, exp,

@@ -22,8 +22,8 @@ static int setup(struct cv_config **cfg_out, int argc, char **argv)
 	int rc = cv_config_create(&cfg);
 	if (rc)
 		return rc;
-	rc = cv_config_parse_args(cfg, argc, argv, CONCLAVE_VERSION, stdout, err,
-				 sizeof(err));
+	rc = cv_config_parse_args(cfg, argc, argv, CONCLAVE_VERSION, stdout,
+				  err, sizeof(err));
 	if (rc == 0)
 		rc = cv_config_validate(cfg, err, sizeof(err));
 	if (rc) {
@@ -62,7 +62,8 @@ int main(int argc, char **argv)
 	struct cv_node *node;
 	rc = cv_node_start(&node, cfg);
 	if (rc) {
-		fprintf(stderr, "conclave: cannot start: %s\n", cv_strerror(rc));
+		fprintf(stderr, "conclave: cannot start: %s\n",
+			cv_strerror(rc));
 		cv_config_destroy(cfg);
 		return 1;
 	}
@@ -82,7 +83,8 @@ int main(int argc, char **argv)
 		}
 		break;
 	}
-	cv_node_drain(node, (uint64_t)cv_config_ms(cfg, CV_CFG_DRAIN_TIMEOUT_MS));
+	cv_node_drain(node,
+		      (uint64_t)cv_config_ms(cfg, CV_CFG_DRAIN_TIMEOUT_MS));
 	cv_node_stop(node);
 	cv_config_destroy(cfg);
 	printf("conclave: stopped\n");

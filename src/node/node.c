@@ -82,8 +82,7 @@ static void broadcast(struct cv_node *n, struct room *r,
 	free(json);
 }
 
-static struct participant *participant_by_conn(struct cv_node *n,
-					       uint64_t conn)
+static struct participant *participant_by_conn(struct cv_node *n, uint64_t conn)
 {
 	for (struct room *r = n->rooms; r; r = r->next)
 		for (struct participant *p = r->members; p; p = p->next_in_room)
@@ -415,8 +414,9 @@ static void participant_remove(struct cv_node *n, struct participant *p)
 	room_worker(n, r)->participants--;
 	r->n_members--;
 	broadcast(n, r, p, cv_msg_participant_left(p->id));
-	cv_log(CV_LOG_INFO, CV_LOG_NODE, "participant left (room=%s participant=%s)",
-	       r->log_id, p->log_id);
+	cv_log(CV_LOG_INFO, CV_LOG_NODE,
+	       "participant left (room=%s participant=%s)", r->log_id,
+	       p->log_id);
 	memset(&p->pub_creds, 0, sizeof(p->pub_creds));
 	memset(&p->sub_creds, 0, sizeof(p->sub_creds));
 	free(p);
@@ -443,12 +443,14 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 		return;
 	}
 	if (!m->join.token || !m->join.token[0]) {
-		send_error(n, conn, m->id, "token_missing", "a token is required");
+		send_error(n, conn, m->id, "token_missing",
+			   "a token is required");
 		return;
 	}
-	int err = cv_token_verify(n->token_key, n->token_key_len, m->join.token,
-				  strlen(m->join.token),
-				  (int64_t)(cv_clock_wall_ms() / 1000), &claims);
+	int err =
+		cv_token_verify(n->token_key, n->token_key_len, m->join.token,
+				strlen(m->join.token),
+				(int64_t)(cv_clock_wall_ms() / 1000), &claims);
 	if (err) {
 		n->stats.joins_refused++;
 		send_error(n, conn, m->id, cv_token_error_code(err),
@@ -499,8 +501,8 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 	}
 	for (struct track *t = r->tracks; t && nt < 128; t = t->next)
 		tracks[nt++] = track_info(t);
-	send_json(n, conn, cv_msg_joined(m->id, p->id, r->name, parts, np,
-					 tracks, nt));
+	send_json(n, conn,
+		  cv_msg_joined(m->id, p->id, r->name, parts, np, tracks, nt));
 	struct cv_msg_participant me = {.id = p->id,
 					.name = p->name[0] ? p->name : NULL};
 	broadcast(n, r, p, cv_msg_participant_joined(&me));
@@ -521,8 +523,8 @@ static int fill_transport_spec(struct cv_transport_spec *spec, uint64_t id,
 	spec->local = *local;
 	snprintf(spec->remote.ufrag, sizeof(spec->remote.ufrag), "%s", rufrag);
 	snprintf(spec->remote.pwd, sizeof(spec->remote.pwd), "%s", rpwd);
-	spec->dtls_role = we_are_server ? CV_DTLS_ROLE_SERVER
-					: CV_DTLS_ROLE_CLIENT;
+	spec->dtls_role =
+		we_are_server ? CV_DTLS_ROLE_SERVER : CV_DTLS_ROLE_CLIENT;
 	char fpstr[CV_DTLS_FINGERPRINT_STRLEN];
 	size_t off = (size_t)snprintf(fpstr, sizeof(fpstr), "%s ", fp_alg);
 	for (size_t i = 0; i < fp_len && off + 3 < sizeof(fpstr); i++)
@@ -573,7 +575,8 @@ static void on_publish(struct cv_node *n, struct participant *p,
 	if (fill_transport_spec(&spec, first ? ++n->next_num : p->pub_transport,
 				&p->pub_creds, res->ice_ufrag, res->ice_pwd,
 				res->fp_alg, res->fp, res->fp_len,
-				res->local_setup == CV_SDP_SETUP_PASSIVE) != 0) {
+				res->local_setup == CV_SDP_SETUP_PASSIVE) !=
+	    0) {
 		send_error(n, conn, m->id, "unsupported",
 			   "no usable DTLS fingerprint");
 		free(res);
@@ -619,8 +622,8 @@ static void subscribe_slots(struct cv_node *n, struct participant *p,
 	struct cv_worker *w = worker_of(n, p->room);
 	for (size_t i = 0; i < p->n_slots && i < res->n_mlines; i++) {
 		struct sub_slot *s = &p->slots[i];
-		if (!s->track || s->subscribed || s->track != s->offered_track ||
-		    !res->mlines[i].accepted)
+		if (!s->track || s->subscribed ||
+		    s->track != s->offered_track || !res->mlines[i].accepted)
 			continue;
 		struct cv_sub_spec spec = {
 			.track_id = s->track->num,
@@ -655,9 +658,9 @@ static void on_subscribe_answer(struct cv_node *n, struct participant *p,
 	for (size_t i = 0; i < p->n_slots; i++)
 		slot_mline(&p->slots[i], p->slots[i].offered_track, &ml[i]);
 	struct cv_sdp_subscribe_result *res = calloc(1, sizeof(*res));
-	int err = res ? cv_sdp_check_subscribe_answer(ml, p->n_slots, answer,
-						      res)
-		      : -ENOMEM;
+	int err =
+		res ? cv_sdp_check_subscribe_answer(ml, p->n_slots, answer, res)
+		    : -ENOMEM;
 	answer = cv_sdp_free(answer);
 	if (err) {
 		send_error(n, conn, m->id, "bad_sdp",
@@ -667,11 +670,10 @@ static void on_subscribe_answer(struct cv_node *n, struct participant *p,
 	}
 	if (!p->sub_transport) {
 		struct cv_transport_spec spec;
-		if (fill_transport_spec(&spec, ++n->next_num, &p->sub_creds,
-					res->ice_ufrag, res->ice_pwd,
-					res->fp_alg, res->fp, res->fp_len,
-					res->remote_setup ==
-						CV_SDP_SETUP_ACTIVE) != 0) {
+		if (fill_transport_spec(
+			    &spec, ++n->next_num, &p->sub_creds, res->ice_ufrag,
+			    res->ice_pwd, res->fp_alg, res->fp, res->fp_len,
+			    res->remote_setup == CV_SDP_SETUP_ACTIVE) != 0) {
 			send_error(n, conn, m->id, "unsupported",
 				   "no usable DTLS fingerprint");
 			free(res);
@@ -842,7 +844,8 @@ static int load_token_key(struct cv_node *n, char *err, size_t errlen)
 			snprintf(err, errlen, "token.secret_file: cannot open");
 			return -errno;
 		}
-		n->token_key_len = fread(n->token_key, 1, sizeof(n->token_key), f);
+		n->token_key_len =
+			fread(n->token_key, 1, sizeof(n->token_key), f);
 		fclose(f);
 		while (n->token_key_len &&
 		       (n->token_key[n->token_key_len - 1] == '\n' ||
@@ -951,7 +954,8 @@ static int first_address(char *out, size_t cap)
 		return 0;
 	for (ifa = list; ifa; ifa = ifa->ifa_next) {
 		if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET ||
-		    (ifa->ifa_flags & IFF_LOOPBACK) || !(ifa->ifa_flags & IFF_UP))
+		    (ifa->ifa_flags & IFF_LOOPBACK) ||
+		    !(ifa->ifa_flags & IFF_UP))
 			continue;
 		inet_ntop(AF_INET,
 			  &((struct sockaddr_in *)ifa->ifa_addr)->sin_addr, out,

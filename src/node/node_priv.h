@@ -14,8 +14,8 @@
 struct participant;
 
 struct track {
-	uint64_t num;  /* the switch's track id */
-	char id[16];   /* the protocol's opaque id */
+	uint64_t num;			    /* the switch's track id */
+	char id[16];			    /* the protocol's opaque id */
 	char mid[CV_SDP_MAX_MID_BYTES + 1]; /* in the publish connection */
 	struct participant *owner;
 	bool video, muted;
@@ -38,8 +38,8 @@ struct sub_slot {
 };
 
 struct participant {
-	char id[16];	   /* opaque protocol id */
-	char log_id[17];   /* obfuscated token subject */
+	char id[16];	 /* opaque protocol id */
+	char log_id[17]; /* obfuscated token subject */
 	char name[CV_MSG_NAME_MAX + 1];
 	uint64_t conn_id;
 	struct room *room;

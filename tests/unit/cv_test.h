@@ -29,7 +29,8 @@ static int cv_test_checks;
 		cv_test_checks++;                                              \
 		if (cv_a_ != cv_b_) {                                          \
 			cv_test_failures++;                                    \
-			fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", \
+			fprintf(stderr,                                        \
+				"%s:%d: %s == %lld, expected %s == %lld\n",    \
 				__FILE__, __LINE__, #a, cv_a_, #b, cv_b_);     \
 		}                                                              \
 	} while (0)
@@ -50,8 +51,10 @@ static int cv_test_checks;
 		cv_test_checks++;                                              \
 		if (!cv_a_ || !cv_b_ || strcmp(cv_a_, cv_b_) != 0) {           \
 			cv_test_failures++;                                    \
-			fprintf(stderr, "%s:%d: %s == \"%s\", expected \"%s\"\n", \
-				__FILE__, __LINE__, #a, cv_a_ ? cv_a_ : "(null)", \
+			fprintf(stderr,                                        \
+				"%s:%d: %s == \"%s\", expected \"%s\"\n",      \
+				__FILE__, __LINE__, #a,                        \
+				cv_a_ ? cv_a_ : "(null)",                      \
 				cv_b_ ? cv_b_ : "(null)");                     \
 		}                                                              \
 	} while (0)

@@ -100,8 +100,8 @@ static void count_cmd(void *arg)
 static void test_workers(void)
 {
 	struct cv_workers *ws;
-	struct cv_workers_config cfg = {.count = 2, .pool_packets = 16,
-					.queue_items = 4096};
+	struct cv_workers_config cfg = {
+		.count = 2, .pool_packets = 16, .queue_items = 4096};
 	CV_CHECK_INT(cv_workers_create(&ws, &cfg), 0);
 	CV_CHECK_INT(cv_workers_count(ws), 2);
 	CV_CHECK_INT(cv_workers_start(ws), 0);

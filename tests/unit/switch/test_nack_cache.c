@@ -17,14 +17,17 @@ int main(void)
 	}
 	/* Wrapped sequence numbers are found; evicted ones are not. */
 	CV_CHECK_INT(cv_nack_cache_get(c, (uint16_t)(65500 + 299), 1299, 1000,
-				       &got, &len), 0);
+				       &got, &len),
+		     0);
 	CV_CHECK_INT(len, 100);
 	CV_CHECK_INT(got[2], (uint8_t)299);
 	CV_CHECK_INT(cv_nack_cache_get(c, (uint16_t)(65500 + 100), 1299, 1000,
-				       &got, &len), -ENOENT);
+				       &got, &len),
+		     -ENOENT);
 	/* Too old. */
 	CV_CHECK_INT(cv_nack_cache_get(c, (uint16_t)(65500 + 299), 5000, 1000,
-				       &got, &len), -ENOENT);
+				       &got, &len),
+		     -ENOENT);
 	/* Oversized packets are not kept and clear the slot. */
 	cv_nack_cache_put(c, 7, pkt, sizeof(pkt), 2000);
 	CV_CHECK_INT(cv_nack_cache_get(c, 7, 2000, 1000, &got, &len), -ENOENT);
