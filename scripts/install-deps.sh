@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS="meson ninja-build pkg-config gcc libc6-dev libssl-dev
-	libsrtp2-dev libwebsockets-dev libjansson-dev binutils"
+	libsrtp2-dev libwebsockets-dev libjansson-dev binutils
+	libnice-dev libglib2.0-dev libopus-dev"
 TEST_PKGS="clang libclang-rt-14-dev clang-format chromium python3"
 
 want="$BUILD_PKGS"

@@ -19,6 +19,7 @@
 #include "conclave/dtls.h"
 #include "conclave/ice.h"
 
+struct cv_pkt;
 struct cv_switch;
 struct cv_worker;
 
@@ -73,14 +74,23 @@ struct cv_switch_events {
 	void *arg;
 };
 
+/* Takes a datagram ready to send (pkt->addr set); the callee frees it. */
+typedef void (*cv_switch_egress_fn)(void *arg, struct cv_pkt *pkt);
+
 struct cv_switch_config {
-	const char *media_address; /* bind address ("0.0.0.0", "::") */
+	/* Bind address ("0.0.0.0", "::"); NULL: no socket (egress required,
+	 * datagrams come in through cv_switch_inject). */
+	const char *media_address;
 	uint16_t port;		   /* the worker's UDP port */
 	struct cv_dtls_ctx *dtls;  /* borrowed; the switch takes a ref */
 	uint32_t consent_timeout_ms;
 	uint32_t nack_cache_packets;
 	uint32_t pli_min_interval_ms;
 	struct cv_switch_events events;
+	/* NULL: send on the socket. Else every datagram goes here instead
+	 * (benchmarks and tests of the packet path without sockets). */
+	cv_switch_egress_fn egress;
+	void *egress_arg;
 };
 
 /*
@@ -91,6 +101,13 @@ int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
 		     const struct cv_switch_config *cfg);
 /* Closes everything. Thread: the worker's. */
 void cv_switch_destroy(struct cv_switch *sw);
+
+/*
+ * Runs one received datagram (taken: freed here) through the packet path
+ * as if it had come from the socket; pkt->addr is its source. Then flushes
+ * egress. Thread: the worker's.
+ */
+void cv_switch_inject(struct cv_switch *sw, struct cv_pkt *pkt);
 
 /* Snapshot of the counters. Thread: any (relaxed reads). */
 void cv_switch_get_stats(const struct cv_switch *sw,

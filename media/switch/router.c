@@ -213,6 +213,22 @@ static struct in_track *track_by_id(struct cv_switch *sw, uint64_t id)
 
 /* ---- egress ---- */
 
+/* Every datagram leaves through here: the socket's batch, or the
+ * config's egress hook (benchmarks and tests without sockets). */
+static void egress(struct cv_switch *sw, struct cv_pkt *pkt)
+{
+	if (sw->cfg.egress)
+		sw->cfg.egress(sw->cfg.egress_arg, pkt);
+	else
+		cv_udp_queue(&sw->udp, pkt);
+}
+
+static void egress_flush(struct cv_switch *sw)
+{
+	if (!sw->cfg.egress)
+		cv_udp_flush(&sw->udp);
+}
+
 /* Protects and queues pkt (taken) on the transport of port. */
 static void send_protected(struct cv_switch *sw, struct port *port,
 			   struct cv_pkt *pkt, bool rtcp)
@@ -225,7 +241,7 @@ static void send_protected(struct cv_switch *sw, struct port *port,
 	}
 	count(&sw->stats.tx_datagrams, 1);
 	count(&sw->stats.tx_bytes, pkt->len);
-	cv_udp_queue(&sw->udp, pkt);
+	egress(sw, pkt);
 }
 
 /*
@@ -523,6 +539,15 @@ static void route_datagram(struct cv_switch *sw, struct cv_pkt *pkt)
 	}
 }
 
+void cv_switch_inject(struct cv_switch *sw, struct cv_pkt *pkt)
+{
+	count(&sw->stats.rx_datagrams, 1);
+	count(&sw->stats.rx_bytes, pkt->len);
+	route_datagram(sw, pkt);
+	cv_pkt_free(pkt);
+	egress_flush(sw);
+}
+
 static void on_socket_readable(void *arg, uint32_t events)
 {
 	struct cv_switch *sw = arg;
@@ -544,11 +569,11 @@ static void on_socket_readable(void *arg, uint32_t events)
 			route_datagram(sw, pkts[i]);
 			cv_pkt_free(pkts[i]);
 		}
-		cv_udp_flush(&sw->udp);
+		egress_flush(sw);
 		if (n < CV_UDP_BATCH)
 			break;
 	}
-	cv_udp_flush(&sw->udp);
+	egress_flush(sw);
 }
 
 /* ---- transport hooks ---- */
@@ -572,7 +597,7 @@ static void hook_send(void *arg, struct cv_transport *t, const uint8_t *buf,
 				: sizeof(struct sockaddr_in);
 	count(&sw->stats.tx_datagrams, 1);
 	count(&sw->stats.tx_bytes, len);
-	cv_udp_queue(&sw->udp, pkt);
+	egress(sw, pkt);
 }
 
 static void hook_address_changed(void *arg, struct cv_transport *t,
@@ -669,7 +694,7 @@ static void on_report_timer(void *arg)
 		for (size_t j = 0; j < p->n_outs; j++)
 			send_sender_report(sw, p->outs[j], wall);
 	}
-	cv_udp_flush(&sw->udp);
+	egress_flush(sw);
 	cv_timer_start(sw->loop, &sw->report_timer,
 		       cv_loop_now_ms(sw->loop) + 1000);
 }
@@ -860,7 +885,7 @@ static void run_cmd(void *arg)
 		do_unsubscribe(sw, c->a, c->b);
 		break;
 	}
-	cv_udp_flush(&sw->udp);
+	egress_flush(sw);
 out:
 	/* Specs may hold ICE passwords: wipe before freeing. */
 	memset(c, 0, sizeof(*c));
@@ -965,19 +990,22 @@ int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
 	sw->loop = cv_worker_loop(w);
 	sw->pool = cv_worker_pool(w);
 	sw->cfg = *cfg;
-	int err = cv_udp_open(&sw->udp, cfg->media_address, cfg->port);
-	if (err) {
-		free(sw);
-		return err;
-	}
-	sw->udp_io.fd = sw->udp.fd;
-	sw->udp_io.fn = on_socket_readable;
-	sw->udp_io.arg = sw;
-	err = cv_loop_add_io(sw->loop, &sw->udp_io, EPOLLIN);
-	if (err) {
-		cv_udp_close(&sw->udp);
-		free(sw);
-		return err;
+	sw->udp.fd = -1;
+	if (cfg->media_address) {
+		int err = cv_udp_open(&sw->udp, cfg->media_address, cfg->port);
+		if (err) {
+			free(sw);
+			return err;
+		}
+		sw->udp_io.fd = sw->udp.fd;
+		sw->udp_io.fn = on_socket_readable;
+		sw->udp_io.arg = sw;
+		err = cv_loop_add_io(sw->loop, &sw->udp_io, EPOLLIN);
+		if (err) {
+			cv_udp_close(&sw->udp);
+			free(sw);
+			return err;
+		}
 	}
 	sw->cfg.dtls = cv_dtls_ctx_ref(cfg->dtls);
 	cv_timer_init(&sw->report_timer, on_report_timer, sw);
@@ -995,8 +1023,10 @@ void cv_switch_destroy(struct cv_switch *sw)
 		port_destroy(sw, sw->ports[0]);
 	free(sw->ports);
 	cv_timer_stop(sw->loop, &sw->report_timer);
-	cv_loop_del_io(sw->loop, &sw->udp_io);
-	cv_udp_close(&sw->udp);
+	if (sw->udp.fd >= 0) {
+		cv_loop_del_io(sw->loop, &sw->udp_io);
+		cv_udp_close(&sw->udp);
+	}
 	cv_dtls_ctx_unref(sw->cfg.dtls);
 	free(sw);
 }
