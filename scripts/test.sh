@@ -91,6 +91,49 @@ else
 	ko "build"
 fi
 
+# The README's run command: builds (already done above) and starts the node
+# in --dev mode; the demo page must answer at the URL it prints.
+step "run command (scripts/run.sh)"
+check_run_command() {
+	local out ports
+	out=$(mktemp)
+	# Free ports: two TCP (client, admin) and a UDP pair (two workers).
+	ports=$(python3 - <<'PY'
+import socket
+def tcp():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); return s, s.getsockname()[1]
+a, pa = tcp(); b, pb = tcp()
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 0))
+    pu = u.getsockname()[1]
+    v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        v.bind(("0.0.0.0", pu + 1)); break
+    except OSError:
+        u.close(); v.close()
+print(pa, pb, pu)
+PY
+)
+	set -- $ports
+	setsid ./scripts/run.sh --listen.port="$1" --admin.port="$2" \
+		--media.port_base="$3" --node.workers=2 >"$out" 2>&1 &
+	local pid=$! url=""
+	for _ in $(seq 1 600); do # up to 60 s, returning as soon as it prints
+		url=$(sed -n 's/^conclave: listening on \(http[^ ]*\)$/\1/p' "$out")
+		[ -n "$url" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	local rc=1
+	if [ -n "$url" ] && curl -fsS "$url" | grep -q '<title>'; then rc=0; fi
+	kill -TERM -- -$pid 2>/dev/null
+	wait $pid 2>/dev/null
+	[ $rc = 0 ] || cat "$out"
+	rm -f "$out"
+	return $rc
+}
+if check_run_command; then ok; echo "run command: demo page answers"; else ko "run command"; fi
+
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
 	step "build (ASan + UBSan)"
 	if build build-asan --buildtype=debug -Dwerror=true \

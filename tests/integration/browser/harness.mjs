@@ -556,7 +556,7 @@ export async function runTest(name, body, { timeoutMs = 120000 } = {}) {
     if (finished) return;
     finished = true;
     if (why) t.check(false, why);
-    for (const n of t.nodes.filter((x) => !x.stopped))
+    for (const n of t.nodes.filter((x) => !x.stopped && !x.expectExit))
       t.check(n.running, `the node is still running at the end (not crashed)`, { exit: n.child.exitCode ?? n.child.signalCode });
     await t.cleanup().catch((e) => console.log(`cleanup: ${e.message}`));
     // SIGTERM drains and exits 0; under ASan a leak makes the exit non-zero.
