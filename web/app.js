@@ -387,6 +387,9 @@ class Session {
           packetsReceived: s?.packetsReceived ?? 0,
           bytesReceived: s?.bytesReceived ?? 0,
           framesDecoded: s?.framesDecoded ?? 0,
+          packetsLost: s?.packetsLost ?? 0,
+          nackCount: s?.nackCount ?? 0,
+          retransmittedPacketsReceived: s?.retransmittedPacketsReceived ?? 0,
         });
       }
     }

@@ -81,8 +81,8 @@ struct cv_switch_config {
 	/* Bind address ("0.0.0.0", "::"); NULL: no socket (egress required,
 	 * datagrams come in through cv_switch_inject). */
 	const char *media_address;
-	uint16_t port;		   /* the worker's UDP port */
-	struct cv_dtls_ctx *dtls;  /* borrowed; the switch takes a ref */
+	uint16_t port;		  /* the worker's UDP port */
+	struct cv_dtls_ctx *dtls; /* borrowed; the switch takes a ref */
 	uint32_t consent_timeout_ms;
 	uint32_t nack_cache_packets;
 	uint32_t pli_min_interval_ms;
@@ -139,6 +139,10 @@ struct cv_sub_spec {
 	uint64_t transport_id; /* the subscriber's subscribe transport */
 	uint32_t ssrc;	       /* what the subscriber sees */
 	uint8_t pt;	       /* payload type in the subscriber's SDP */
+	/* RFC 4588 retransmissions, when the subscriber accepted them:
+	 * NACKed packets go out on rtx_ssrc with rtx_pt; 0: resent as is. */
+	uint32_t rtx_ssrc;
+	uint8_t rtx_pt;
 };
 
 int cv_switch_cmd_add_transport(struct cv_worker *w,

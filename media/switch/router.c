@@ -60,6 +60,7 @@ struct out {
 	bool started;
 	uint16_t seq_delta;
 	uint32_t ts_delta;
+	uint16_t rtx_seq; /* the RTX stream's own sequence (RFC 4588 4) */
 	uint64_t packets, octets;
 	uint32_t last_ts;
 };
@@ -300,6 +301,7 @@ static void forward_one(struct cv_switch *sw, struct out *o,
 		 * different point without confusing the receiver. */
 		o->seq_delta = (uint16_t)(rand() & 0xffff);
 		o->ts_delta = (uint32_t)rand();
+		o->rtx_seq = (uint16_t)(rand() & 0xffff);
 		o->started = true;
 	}
 	size_t body = len - h->hdr_len;
@@ -395,7 +397,40 @@ static struct out *out_by_ssrc(struct port *p, uint32_t ssrc)
 	return NULL;
 }
 
-/* RFC 4585 6.2.1: resend what the cache still holds, as it was sent. */
+/*
+ * RFC 4588 4: a retransmission on the subscriber's RTX stream: the RTX
+ * SSRC and PT, the RTX stream's own sequence number, the original
+ * timestamp, and the original sequence number (OSN) in front of the
+ * original payload. Padding is not carried over.
+ */
+static void send_rtx(struct cv_switch *sw, struct out *o,
+		     const struct cv_rtp_hdr *h)
+{
+	struct cv_pkt *e = cv_pkt_alloc(sw->pool);
+	if (!e) {
+		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
+		return;
+	}
+	if (CV_RTP_HDR_MIN + 2 + h->payload_len > cv_pkt_tailroom(e)) {
+		cv_pkt_free(e);
+		return;
+	}
+	uint8_t *d = e->data;
+	uint16_t osn = (uint16_t)(h->seq + o->seq_delta);
+	d[0] = 0x80;
+	d[1] = (uint8_t)((h->marker ? 0x80 : 0) | (o->spec.rtx_pt & 0x7f));
+	cv_rtp_set_seq(d, o->rtx_seq++);
+	cv_rtp_set_ts(d, h->ts + o->ts_delta);
+	cv_rtp_set_ssrc(d, o->spec.rtx_ssrc);
+	d[CV_RTP_HDR_MIN] = (uint8_t)(osn >> 8);
+	d[CV_RTP_HDR_MIN + 1] = (uint8_t)osn;
+	memcpy(d + CV_RTP_HDR_MIN + 2, h->payload, h->payload_len);
+	e->len = CV_RTP_HDR_MIN + 2 + h->payload_len;
+	send_protected(sw, o->sub, e, false);
+}
+
+/* RFC 4585 6.2.1: resend what the cache still holds: on the RTX stream
+ * when negotiated, else as it was sent. */
 static void answer_nack(struct cv_switch *sw, struct out *o,
 			const struct cv_rtcp_pkt *fb)
 {
@@ -416,7 +451,10 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 		if (cv_rtp_parse(cached, len, &h) != 0)
 			continue;
 		count(&sw->stats.rtx_sent, 1);
-		forward_one(sw, o, &h, cached, len);
+		if (o->spec.rtx_pt && o->spec.rtx_ssrc)
+			send_rtx(sw, o, &h);
+		else
+			forward_one(sw, o, &h, cached, len);
 	}
 }
 

@@ -200,6 +200,9 @@ static void slot_assign(struct participant *p, struct track *t)
 	s->track = t;
 	s->subscribed = false;
 	s->ssrc = random_u32();
+	do
+		s->rtx_ssrc = random_u32();
+	while (s->rtx_ssrc == s->ssrc);
 }
 
 /* The m-line description of slot s for an offer (or an answer check). */
@@ -221,6 +224,12 @@ static void slot_mline(const struct sub_slot *s, const struct track *t,
 		ml->fmtp = t->fmtp[0] ? t->fmtp : NULL;
 		ml->msid_stream = t->owner->id;
 		ml->msid_track = t->id;
+		if (t->video && t->rtx_pt) {
+			/* RFC 4588: retransmissions on their own stream, with
+			 * the PT the publisher used for RTX. */
+			ml->rtx_pt = t->rtx_pt;
+			ml->rtx_ssrc = s->rtx_ssrc;
+		}
 	} else {
 		/* A paused m-line still names a codec of its kind. */
 		ml->codec = s->video ? "VP8" : "opus";
@@ -362,6 +371,7 @@ static void track_add(struct cv_node *n, struct participant *p,
 	t->video = ml->kind == CV_SDP_KIND_VIDEO;
 	t->source = source;
 	t->pt = ml->pt;
+	t->rtx_pt = ml->rtx_pt;
 	t->clock_rate = ml->clock_rate;
 	t->channels = ml->channels;
 	t->next = r->tracks;
@@ -631,6 +641,10 @@ static void subscribe_slots(struct cv_node *n, struct participant *p,
 			.ssrc = s->ssrc,
 			.pt = s->track->pt,
 		};
+		if (res->mlines[i].rtx && s->track->rtx_pt) {
+			spec.rtx_ssrc = s->rtx_ssrc;
+			spec.rtx_pt = s->track->rtx_pt;
+		}
 		cv_switch_cmd_subscribe(w, &spec);
 		s->subscribed = true;
 	}

@@ -23,6 +23,7 @@ struct track {
 	char codec[16];
 	char fmtp[256];
 	uint8_t pt, channels;
+	uint8_t rtx_pt; /* the publisher's RTX PT; 0: none */
 	uint32_t clock_rate;
 	struct track *next;
 };
@@ -32,6 +33,7 @@ struct sub_slot {
 	char mid[8];
 	bool video;
 	uint32_t ssrc;		     /* what this subscriber sees */
+	uint32_t rtx_ssrc;	     /* its RTX stream (video) */
 	struct track *track;	     /* what it should carry now; NULL: none */
 	struct track *offered_track; /* what the last offer said */
 	bool subscribed;	     /* the switch forwards track here */
