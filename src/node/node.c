@@ -145,6 +145,7 @@ static struct room *room_get(struct cv_node *n, const char *name)
 	cv_log_obfuscate(name, strlen(name), r->log_id);
 	r->worker = least_loaded_worker(n);
 	n->wref[r->worker].rooms++;
+	n->n_rooms++;
 	r->next = n->rooms;
 	n->rooms = r;
 	cv_log(CV_LOG_INFO, CV_LOG_NODE, "room created (room=%s worker=%u)",
@@ -163,6 +164,7 @@ static void room_free_if_empty(struct cv_node *n, struct room *r)
 		}
 	}
 	n->wref[r->worker].rooms--;
+	n->n_rooms--;
 	cv_log(CV_LOG_INFO, CV_LOG_NODE, "room closed (room=%s)", r->log_id);
 	free(r);
 }
@@ -476,6 +478,11 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 	struct room *r = room_find(n, m->join.room);
 	if (r && r->n_members >= n->max_participants) {
 		send_error(n, conn, m->id, "room_full", "the room is full");
+		return;
+	}
+	if (!r && n->n_rooms >= n->max_rooms) {
+		send_error(n, conn, m->id, "room_full",
+			   "the node hosts its maximum number of rooms");
 		return;
 	}
 	struct participant *p = calloc(1, sizeof(*p));
@@ -1003,6 +1010,7 @@ int cv_node_start(struct cv_node **out, const struct cv_config *cfg)
 	n->port_base = (unsigned)cv_config_int(cfg, CV_CFG_MEDIA_PORT_BASE);
 	n->max_participants =
 		(unsigned)cv_config_int(cfg, CV_CFG_ROOM_MAX_PARTICIPANTS);
+	n->max_rooms = (unsigned)cv_config_int(cfg, CV_CFG_ROOM_MAX_ROOMS);
 	RAND_bytes((unsigned char *)&n->session_id, sizeof(n->session_id));
 	n->session_id &= 0x7fffffffffffffffull;
 	int err = load_token_key(n, err_text, sizeof(err_text));

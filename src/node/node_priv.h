@@ -89,7 +89,8 @@ struct cv_node {
 	size_t token_key_len;
 	char announce_ip[64];
 	unsigned port_base;
-	unsigned max_participants;
+	unsigned max_participants, max_rooms;
+	unsigned n_rooms;
 	uint64_t session_id;
 	uint64_t next_num;
 	struct room *rooms;
