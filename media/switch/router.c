@@ -19,6 +19,8 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 
+#include <openssl/rand.h>
+
 #include "conclave/clock.h"
 #include "conclave/loop.h"
 #include "conclave/pool.h"
@@ -295,15 +297,7 @@ static void forward_one(struct cv_switch *sw, struct out *o,
 		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
 		return;
 	}
-	if (!o->started) {
-		/* Random offsets: a subscriber cannot infer the publisher's
-		 * counters, and a later re-subscription continues from a
-		 * different point without confusing the receiver. */
-		o->seq_delta = (uint16_t)(rand() & 0xffff);
-		o->ts_delta = (uint32_t)rand();
-		o->rtx_seq = (uint16_t)(rand() & 0xffff);
-		o->started = true;
-	}
+	o->started = true;
 	size_t body = len - h->hdr_len;
 	if (CV_RTP_HDR_MIN + body > cv_pkt_tailroom(e)) {
 		cv_pkt_free(e);
@@ -836,6 +830,12 @@ static void do_subscribe(struct cv_switch *sw, const struct cv_sub_spec *spec)
 	o->track = t;
 	o->sub = sub;
 	o->spec = *spec;
+	/* Random offsets (RFC 3550 5.1 asks for random initial values): a
+	 * subscriber cannot infer the publisher's counters, and a later
+	 * subscription starts from an unrelated point. */
+	RAND_bytes((unsigned char *)&o->seq_delta, sizeof(o->seq_delta));
+	RAND_bytes((unsigned char *)&o->ts_delta, sizeof(o->ts_delta));
+	RAND_bytes((unsigned char *)&o->rtx_seq, sizeof(o->rtx_seq));
 	if (PUSH(t->outs, t->n_outs, t->cap_outs, o) != 0) {
 		free(o);
 		return;
