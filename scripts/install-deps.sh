@@ -3,17 +3,21 @@
 # Idempotent and quick when everything is there. Run as root (or via sudo).
 #   scripts/install-deps.sh          build + run dependencies
 #   scripts/install-deps.sh --test   also what the tests use (clang for
-#                                    libFuzzer, chromium, node, ...)
+#                                    libFuzzer, chromium, node, coturn, ...)
+#   scripts/install-deps.sh --perf   also what perf/ uses (Janus to compare
+#                                    against, valgrind, gnuplot)
 set -eu
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS="meson ninja-build pkg-config gcc libc6-dev libssl-dev
 	libsrtp2-dev libwebsockets-dev libjansson-dev binutils
 	libnice-dev libglib2.0-dev libopus-dev"
-TEST_PKGS="clang libclang-rt-14-dev clang-format chromium python3"
+TEST_PKGS="clang libclang-rt-14-dev clang-format chromium python3 curl"
+PERF_PKGS="janus valgrind gnuplot-nox iproute2"
 
 want="$BUILD_PKGS"
 [ "${1:-}" = "--test" ] && want="$want $TEST_PKGS"
+[ "${1:-}" = "--perf" ] && want="$want $TEST_PKGS $PERF_PKGS"
 command -v node >/dev/null 2>&1 || want="$want nodejs npm"
 
 missing=""
