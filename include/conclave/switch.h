@@ -40,6 +40,7 @@ struct cv_worker;
 	X(RTP_MALFORMED, "rtp_malformed")                                      \
 	X(RTCP_MALFORMED, "rtcp_malformed")                                    \
 	X(UNKNOWN_SSRC, "unknown_ssrc")                                        \
+	X(PUBLISHER_RTX, "publisher_rtx")                                      \
 	X(EGRESS_NO_BUFFER, "egress_no_buffer")                                \
 	X(EGRESS_PROTECT, "egress_protect")
 

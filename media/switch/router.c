@@ -346,6 +346,15 @@ static struct in_track *find_in_track(struct port *p,
 	return NULL;
 }
 
+static bool is_publisher_rtx(const struct port *p, const struct cv_rtp_hdr *h)
+{
+	for (size_t i = 0; i < p->n_tracks; i++)
+		if (p->tracks[i]->spec.rtx_ssrc &&
+		    p->tracks[i]->spec.rtx_ssrc == h->ssrc)
+			return true;
+	return false;
+}
+
 static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
 {
 	struct cv_rtp_hdr h;
@@ -355,8 +364,10 @@ static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
 	}
 	struct in_track *t = find_in_track(p, &h);
 	if (!t || h.pt != t->spec.pt) {
-		/* RTX and unannounced streams are not forwarded. */
-		drop(sw, CV_DROP_UNKNOWN_SSRC);
+		/* The node does not NACK publishers, so what arrives on a
+		 * publisher's RTX stream is bandwidth probing: dropped. */
+		drop(sw, is_publisher_rtx(p, &h) ? CV_DROP_PUBLISHER_RTX
+						 : CV_DROP_UNKNOWN_SSRC);
 		return;
 	}
 	count(&sw->stats.rtp_in, 1);
