@@ -220,20 +220,9 @@ static void ep_connected(void *arg, uint16_t profile_id,
 			 bool is_client)
 {
 	struct endpoint *e = arg;
-	enum cv_srtp_profile p;
-	struct cv_secret local, remote;
-	cv_secret_init(&local);
-	cv_secret_init(&remote);
-	int err = cv_srtp_profile_from_id(profile_id, &p);
-	if (!err)
-		err = cv_srtp_split_keying(p, material, material_len, is_client,
-					   &local, &remote);
-	if (!err)
-		err = cv_srtp_create(&e->srtp_out, p, &local, CV_SRTP_OUTBOUND);
-	if (!err)
-		err = cv_srtp_create(&e->srtp_in, p, &remote, CV_SRTP_INBOUND);
-	cv_secret_wipe(&local);
-	cv_secret_wipe(&remote);
+	int err = cv_srtp_sessions_from_dtls(profile_id, material, material_len,
+					     is_client, &e->srtp_in,
+					     &e->srtp_out);
 	if (err) {
 		fail(e->b, "endpoint srtp", err);
 		e->failed = true;

@@ -111,6 +111,19 @@ int cv_srtp_create(struct cv_srtp **out, enum cv_srtp_profile p,
 		   const struct cv_secret *key_salt,
 		   enum cv_srtp_direction dir);
 
+/*
+ * Both sessions of a DTLS-SRTP association in one call: the negotiated
+ * use_srtp profile id (RFC 5764 4.1.2), the exporter material (borrowed;
+ * the caller wipes it) and our DTLS role give the inbound session (the
+ * peer's keys) and the outbound one (ours), via cv_srtp_split_keying().
+ * Writes *inbound and *outbound only on success (both, or neither).
+ * Returns 0, CV_EUNSUPP (profile), -EINVAL, -ENOMEM, CV_ECRYPTO.
+ */
+int cv_srtp_sessions_from_dtls(uint16_t profile_id, const uint8_t *material,
+			       size_t len, bool is_dtls_client,
+			       struct cv_srtp **inbound,
+			       struct cv_srtp **outbound);
+
 /* Frees the session and wipes its keys; NULL is a no-op. */
 void cv_srtp_destroy(struct cv_srtp *s);
 

@@ -55,23 +55,13 @@ static void dtls_connected(void *arg, uint16_t profile_id,
 {
 	struct cv_transport *t = arg;
 	enum cv_srtp_profile profile;
-	struct cv_secret local, remote;
-	cv_secret_init(&local);
-	cv_secret_init(&remote);
-	if (cv_srtp_profile_from_id(profile_id, &profile) != 0 ||
-	    cv_srtp_split_keying(profile, material, material_len, is_client,
-				 &local, &remote) != 0 ||
-	    cv_srtp_create(&t->srtp_out, profile, &local, CV_SRTP_OUTBOUND) !=
-		    0 ||
-	    cv_srtp_create(&t->srtp_in, profile, &remote, CV_SRTP_INBOUND) !=
-		    0) {
-		cv_secret_wipe(&local);
-		cv_secret_wipe(&remote);
+	if (cv_srtp_sessions_from_dtls(profile_id, material, material_len,
+				       is_client, &t->srtp_in,
+				       &t->srtp_out) != 0) {
 		report(t, CV_TRANSPORT_FAILED);
 		return;
 	}
-	cv_secret_wipe(&local);
-	cv_secret_wipe(&remote);
+	profile = cv_srtp_get_profile(t->srtp_out);
 	t->rtp_trailer = cv_srtp_profile_rtp_trailer_bytes(profile);
 	t->rtcp_trailer = cv_srtp_profile_rtcp_trailer_bytes(profile);
 	t->connected = true;

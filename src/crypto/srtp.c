@@ -440,3 +440,34 @@ int cv_srtp_unprotect_rtcp(struct cv_srtp *s, uint8_t *buf, size_t *len)
 	*len = (size_t)n;
 	return 0;
 }
+
+int cv_srtp_sessions_from_dtls(uint16_t profile_id, const uint8_t *material,
+			       size_t len, bool is_dtls_client,
+			       struct cv_srtp **inbound,
+			       struct cv_srtp **outbound)
+{
+	enum cv_srtp_profile p;
+	struct cv_secret local, remote;
+	struct cv_srtp *in = NULL, *out = NULL;
+	int err = cv_srtp_profile_from_id(profile_id, &p);
+
+	if (err)
+		return err;
+	cv_secret_init(&local);
+	cv_secret_init(&remote);
+	err = cv_srtp_split_keying(p, material, len, is_dtls_client, &local,
+				   &remote);
+	if (!err)
+		err = cv_srtp_create(&out, p, &local, CV_SRTP_OUTBOUND);
+	if (!err)
+		err = cv_srtp_create(&in, p, &remote, CV_SRTP_INBOUND);
+	cv_secret_wipe(&local);
+	cv_secret_wipe(&remote);
+	if (err) {
+		cv_srtp_destroy(out);
+		return err;
+	}
+	*inbound = in;
+	*outbound = out;
+	return 0;
+}
