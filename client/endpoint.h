@@ -1,0 +1,145 @@
+/*
+ * Private state of the client library: the loop, the endpoint and its two
+ * peer connections. Everything here belongs to the loop's thread.
+ */
+#ifndef CONCLAVE_CLIENT_ENDPOINT_H
+#define CONCLAVE_CLIENT_ENDPOINT_H
+
+#include <nice/agent.h>
+#include <glib.h>
+#include <libwebsockets.h>
+
+#include "client/client_priv.h"
+#include "conclave/client.h"
+#include "conclave/dtls.h"
+#include "conclave/srtp.h"
+
+#define CV_CLIENT_OPUS_RING    50 /* 1 s of 20 ms frames */
+#define CV_CLIENT_OPUS_MAX     400
+#define CV_CLIENT_RTX_HISTORY  128 /* sent video packets kept for NACK */
+#define CV_CLIENT_MAX_PAYLOAD  1100
+#define CV_CLIENT_PKT_CAP      1500
+#define CV_CLIENT_WS_MAX_BYTES 65536
+#define CV_CLIENT_TICK_MS      5
+
+struct cv_client_loop {
+	GMainContext *ctx;
+	struct lws_context *lws;
+	GSource *lws_timer;
+	struct cv_dtls_cert *cert;
+	struct cv_dtls_ctx *dtls_ctx;
+	GPtrArray *clients; /* borrowed struct cv_client pointers */
+	uint8_t opus[CV_CLIENT_OPUS_RING][CV_CLIENT_OPUS_MAX];
+	size_t opus_len[CV_CLIENT_OPUS_RING];
+};
+
+/* One peer connection: one libnice stream, one DTLS association. */
+struct cv_client_pc {
+	struct cv_client *c;
+	bool publish;
+	guint stream_id;
+	bool gathered;
+	bool remote_set;
+	bool dtls_up;
+	struct cv_dtls *dtls;
+	struct cv_srtp *tx, *rx;
+	char *pending_offer; /* subscribe_offer JSON (malloc, jansson) */
+};
+
+#define CV_CLIENT_NACK_PENDING 64
+
+/* A NACKed packet we still wait for. */
+struct cv_client_nack {
+	uint64_t ext; /* extended sequence number */
+	uint64_t sent_us;
+	uint8_t tries;
+};
+
+/* One received SSRC. */
+struct cv_client_sink {
+	uint32_t ssrc;
+	uint32_t clock_rate;
+	char mid[CV_SDP_MAX_MID_BYTES + 1];
+	char track[65];
+	bool video;
+	struct cv_client_seq seq;
+	struct cv_client_hist delay;
+	struct cv_client_hist delay_iv; /* since the last interval read */
+	uint64_t iv_packets, iv_lost;	/* totals at the last interval read */
+	uint64_t bytes, frames, keyframes, keyframe_waits;
+	uint64_t nacks_sent, plis_sent;
+	bool waiting_keyframe;
+	uint64_t last_pli_us;
+	bool have_transit;
+	int64_t transit;
+	double jitter; /* RTP timestamp units (RFC 3550 A.8) */
+	struct cv_client_nack nack[CV_CLIENT_NACK_PENDING];
+	size_t n_nack;
+};
+
+struct cv_client_sent_pkt {
+	uint16_t seq;
+	uint16_t len; /* 0: empty slot */
+	uint8_t data[CV_CLIENT_PKT_CAP];
+};
+
+struct cv_client {
+	struct cv_client_loop *loop;
+	struct cv_client_callbacks cb;
+	/* options, strings owned (g_strdup) */
+	char *url, *token, *room, *name, *ice_address;
+	char *turn_server, *turn_user, *turn_password;
+	uint16_t turn_port;
+	bool relay_only, audio, video, subscribe;
+	uint32_t video_bitrate_bps;
+	unsigned video_fps, keyframe_interval_ms;
+	double rx_loss;
+	unsigned rx_loss_burst, burst_left;
+	GRand *rand;
+
+	enum cv_client_state state;
+	struct lws *wsi; /* NULL once lws closed it */
+	bool ws_open;	 /* established: messages may be sent */
+	GQueue outq;	 /* char * JSON texts to send */
+	GString *rx;	 /* a message being reassembled */
+	int next_id;
+	int publish_id, sub_answer_id; /* ids of our last such requests */
+
+	NiceAgent *agent;
+	struct cv_client_pc pub, sub;
+	char cname[17];
+
+	/* sources */
+	uint32_t a_ssrc, v_ssrc, fb_ssrc; /* fb: our RTCP sender SSRC */
+	uint16_t a_seq, v_seq;
+	uint32_t a_ts, v_ts;
+	size_t opus_idx;
+	uint64_t next_audio_us, next_video_us, last_key_us;
+	bool key_wanted;
+	uint16_t picture_id;
+	struct cv_client_sent_pkt *history; /* CV_CLIENT_RTX_HISTORY */
+	struct cv_client_send_stats sent;
+
+	/* sinks and the subscribe m-lines they came from */
+	struct cv_client_sink sinks[CV_CLIENT_MAX_TRACKS];
+	size_t n_sinks;
+	uint64_t unknown_ssrc;
+};
+
+/* endpoint.c */
+/* Runs an endpoint's timers (DTLS retransmission, media pacing,
+ * feedback); called by the loop every CV_CLIENT_TICK_MS. */
+void cv_client_tick(struct cv_client *c, uint64_t now_us);
+void cv_client_set_state(struct cv_client *c, enum cv_client_state s, int err);
+int cv_client_pc_send(struct cv_client_pc *pc, const uint8_t *buf, size_t len);
+
+/* rtp_io.c: the media path of one endpoint. */
+void cv_client_media_tick(struct cv_client *c, uint64_t now_us);
+void cv_client_media_recv(struct cv_client_pc *pc, uint8_t *buf, size_t len);
+uint64_t cv_client_now_us(void);
+
+/* lws protocol callback (endpoint.c), used by loop.c's context. */
+int cv_client_ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+			  void *user, void *in, size_t len);
+
+#endif
