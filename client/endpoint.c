@@ -148,21 +148,8 @@ static void dtls_connected(void *arg, uint16_t profile_id,
 {
 	struct cv_client_pc *pc = arg;
 	struct cv_client *c = pc->c;
-	enum cv_srtp_profile p;
-	struct cv_secret local, remote;
-	int rc = cv_srtp_profile_from_id(profile_id, &p);
-	if (!rc)
-		rc = cv_srtp_split_keying(p, material, len, is_client, &local,
-					  &remote);
-	if (rc) {
-		fail(c, rc);
-		return;
-	}
-	rc = cv_srtp_create(&pc->tx, p, &local, CV_SRTP_OUTBOUND);
-	if (!rc)
-		rc = cv_srtp_create(&pc->rx, p, &remote, CV_SRTP_INBOUND);
-	cv_secret_wipe(&local);
-	cv_secret_wipe(&remote);
+	int rc = cv_srtp_sessions_from_dtls(profile_id, material, len,
+					    is_client, &pc->rx, &pc->tx);
 	if (rc) {
 		fail(c, rc);
 		return;
