@@ -41,6 +41,7 @@ struct cv_worker;
 	X(RTCP_MALFORMED, "rtcp_malformed")                                    \
 	X(UNKNOWN_SSRC, "unknown_ssrc")                                        \
 	X(PUBLISHER_RTX, "publisher_rtx")                                      \
+	X(DUPLICATE, "duplicate")                                              \
 	X(EGRESS_NO_BUFFER, "egress_no_buffer")                                \
 	X(EGRESS_PROTECT, "egress_protect")
 
@@ -57,6 +58,7 @@ struct cv_switch_stats {
 	uint64_t tx_datagrams, tx_bytes;
 	uint64_t rtp_in, rtp_forwarded, rtcp_in;
 	uint64_t nack_received, rtx_sent, pli_sent;
+	uint64_t nack_sent, rtx_recovered; /* towards / from publishers */
 	uint64_t stun_answered;
 	uint64_t transports;
 };

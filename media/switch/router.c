@@ -30,6 +30,7 @@
 #include "conclave/switch.h"
 #include "conclave/udp.h"
 #include "conclave/worker.h"
+#include "media/switch/loss.h"
 #include "media/switch/nack_cache.h"
 #include "media/switch/transport.h"
 
@@ -53,6 +54,7 @@ struct in_track {
 	bool seq_started;
 	struct cv_rtp_seq seq;
 	uint64_t packets, bytes;
+	struct cv_loss_tracker loss; /* video: what to NACK the publisher */
 };
 
 struct out {
@@ -346,13 +348,99 @@ static struct in_track *find_in_track(struct port *p,
 	return NULL;
 }
 
-static bool is_publisher_rtx(const struct port *p, const struct cv_rtp_hdr *h)
+/* RFC 4585 6.2.1: NACK the publisher for what is due (video). */
+static void nack_publisher(struct cv_switch *sw, struct in_track *t,
+			   uint64_t now)
+{
+	uint16_t lost[CV_LOSS_MAX_MISSING];
+	size_t n = cv_loss_due(&t->loss, now, lost, CV_LOSS_MAX_MISSING);
+	if (n == 0 || !cv_transport_connected(t->pub->t))
+		return;
+	struct cv_pkt *pkt = cv_pkt_alloc(sw->pool);
+	if (!pkt) {
+		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
+		return;
+	}
+	int len = cv_rtcp_write_nack(pkt->data, cv_pkt_tailroom(pkt),
+				     NODE_RTCP_SSRC, t->spec.ssrc, lost, n);
+	if (len < 0) {
+		cv_pkt_free(pkt);
+		return;
+	}
+	pkt->len = (size_t)len;
+	count(&sw->stats.nack_sent, n);
+	send_protected(sw, t->pub, pkt, true);
+}
+
+/* A media packet of track t, in order or not: statistics, the NACK
+ * cache, then one copy per subscriber. */
+static void accept_media(struct cv_switch *sw, struct in_track *t,
+			 const struct cv_rtp_hdr *h, const uint8_t *data,
+			 size_t len, uint64_t arrival_us)
+{
+	uint64_t now = cv_loop_now_ms(sw->loop);
+	count(&sw->stats.rtp_in, 1);
+	t->packets++;
+	t->bytes += len;
+	if (!t->seq_started) {
+		cv_rtp_seq_init(&t->seq, h->seq);
+		t->seq_started = true;
+	}
+	cv_rtp_seq_update(&t->seq, h->seq);
+	if (t->spec.clock_rate)
+		cv_rtp_seq_jitter_update(
+			&t->seq, h->ts,
+			(uint32_t)(arrival_us * t->spec.clock_rate / 1000000u));
+	if (t->cache)
+		cv_nack_cache_put(t->cache, h->seq, data, len, now);
+	if (t->pli_pending)
+		request_keyframe(sw, t);
+	for (size_t i = 0; i < t->n_outs; i++)
+		forward_one(sw, t->outs[i], h, data, len);
+}
+
+static struct in_track *track_by_rtx(const struct port *p,
+				     const struct cv_rtp_hdr *h)
 {
 	for (size_t i = 0; i < p->n_tracks; i++)
 		if (p->tracks[i]->spec.rtx_ssrc &&
-		    p->tracks[i]->spec.rtx_ssrc == h->ssrc)
-			return true;
-	return false;
+		    p->tracks[i]->spec.rtx_ssrc == h->ssrc &&
+		    p->tracks[i]->spec.rtx_pt == h->pt)
+			return p->tracks[i];
+	return NULL;
+}
+
+/*
+ * RFC 4588 4: a packet on a publisher's RTX stream. One the node asked
+ * for (its OSN is missing) becomes the original packet again and goes the
+ * normal way; padding-only probes and unsolicited ones are dropped.
+ */
+static void on_publisher_rtx(struct cv_switch *sw, struct in_track *t,
+			     const struct cv_rtp_hdr *rtx, uint64_t arrival_us)
+{
+	if (rtx->payload_len < 2) {
+		drop(sw, CV_DROP_PUBLISHER_RTX);
+		return;
+	}
+	uint16_t osn = (uint16_t)(rtx->payload[0] << 8 | rtx->payload[1]);
+	if (!cv_loss_is_missing(&t->loss, osn)) {
+		drop(sw, CV_DROP_PUBLISHER_RTX);
+		return;
+	}
+	_Alignas(8) uint8_t buf[CV_PKT_STORAGE];
+	size_t body = rtx->payload_len - 2;
+	buf[0] = 0x80;
+	buf[1] = (uint8_t)((rtx->marker ? 0x80 : 0) | t->spec.pt);
+	cv_rtp_set_seq(buf, osn);
+	cv_rtp_set_ts(buf, rtx->ts);
+	cv_rtp_set_ssrc(buf, t->spec.ssrc);
+	memcpy(buf + CV_RTP_HDR_MIN, rtx->payload + 2, body);
+	struct cv_rtp_hdr h;
+	if (cv_rtp_parse(buf, CV_RTP_HDR_MIN + body, &h) != 0)
+		return;
+	cv_loss_update(&t->loss, osn, cv_loop_now_ms(sw->loop));
+	count(&sw->stats.rtx_recovered, 1);
+	accept_media(sw, t, &h, buf, CV_RTP_HDR_MIN + body, arrival_us);
 }
 
 static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
@@ -364,32 +452,22 @@ static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
 	}
 	struct in_track *t = find_in_track(p, &h);
 	if (!t || h.pt != t->spec.pt) {
-		/* The node does not NACK publishers, so what arrives on a
-		 * publisher's RTX stream is bandwidth probing: dropped. */
-		drop(sw, is_publisher_rtx(p, &h) ? CV_DROP_PUBLISHER_RTX
-						 : CV_DROP_UNKNOWN_SSRC);
+		struct in_track *r = track_by_rtx(p, &h);
+		if (r)
+			on_publisher_rtx(sw, r, &h, pkt->arrival_us);
+		else
+			drop(sw, CV_DROP_UNKNOWN_SSRC);
 		return;
 	}
-	count(&sw->stats.rtp_in, 1);
-	t->packets++;
-	t->bytes += pkt->len;
-	if (!t->seq_started) {
-		cv_rtp_seq_init(&t->seq, h.seq);
-		t->seq_started = true;
+	if (t->spec.video) {
+		uint64_t now = cv_loop_now_ms(sw->loop);
+		if (cv_loss_update(&t->loss, h.seq, now) == CV_LOSS_OLD) {
+			drop(sw, CV_DROP_DUPLICATE);
+			return;
+		}
+		nack_publisher(sw, t, now);
 	}
-	cv_rtp_seq_update(&t->seq, h.seq);
-	if (t->spec.clock_rate)
-		cv_rtp_seq_jitter_update(
-			&t->seq, h.ts,
-			(uint32_t)(pkt->arrival_us * t->spec.clock_rate /
-				   1000000u));
-	uint64_t now = cv_loop_now_ms(sw->loop);
-	if (t->cache)
-		cv_nack_cache_put(t->cache, h.seq, pkt->data, pkt->len, now);
-	if (t->pli_pending)
-		request_keyframe(sw, t);
-	for (size_t i = 0; i < t->n_outs; i++)
-		forward_one(sw, t->outs[i], &h, pkt->data, pkt->len);
+	accept_media(sw, t, &h, pkt->data, pkt->len, pkt->arrival_us);
 }
 
 /* ---- ingress: RTCP ---- */
@@ -817,6 +895,7 @@ static void do_add_track(struct cv_switch *sw, const struct cv_track_spec *spec)
 	t->id = spec->track_id;
 	t->pub = p;
 	t->spec = *spec;
+	cv_loss_init(&t->loss);
 	if (spec->video && sw->cfg.nack_cache_packets &&
 	    cv_nack_cache_create(&t->cache, sw->cfg.nack_cache_packets) != 0)
 		t->cache = NULL;
