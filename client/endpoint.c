@@ -36,8 +36,7 @@ static void fail(struct cv_client *c, int err)
 
 /* ---- WebSocket output ---- */
 
-/* Queues a message (takes ownership of the JSON object). */
-static void send_json(struct cv_client *c, json_t *msg)
+void cv_client_send_json(struct cv_client *c, json_t *msg)
 {
 	if (!msg)
 		return;
@@ -106,7 +105,8 @@ static GPtrArray *local_values(struct cv_client_pc *pc,
 	struct cv_client *c = pc->c;
 	GPtrArray *keep = g_ptr_array_new_with_free_func(g_free);
 	gchar *ufrag = NULL, *pwd = NULL;
-	nice_agent_get_local_credentials(c->agent, pc->stream_id, &ufrag, &pwd);
+	nice_agent_get_local_credentials(pc->agent, pc->stream_id, &ufrag,
+					 &pwd);
 	g_ptr_array_add(keep, ufrag);
 	g_ptr_array_add(keep, pwd);
 	memset(l, 0, sizeof(*l));
@@ -116,7 +116,7 @@ static GPtrArray *local_values(struct cv_client_pc *pc,
 	l->cname = c->cname;
 	l->session_id = ((uint64_t)c->a_ssrc << 16) | pc->stream_id;
 	GSList *cands =
-		nice_agent_get_local_candidates(c->agent, pc->stream_id, 1);
+		nice_agent_get_local_candidates(pc->agent, pc->stream_id, 1);
 	for (GSList *i = cands; i; i = i->next) {
 		NiceCandidate *nc = i->data;
 		if (c->relay_only && nc->type != NICE_CANDIDATE_TYPE_RELAYED)
@@ -124,7 +124,7 @@ static GPtrArray *local_values(struct cv_client_pc *pc,
 		if (l->n_candidates >= CV_CLIENT_MAX_CANDIDATES)
 			break;
 		gchar *s =
-			nice_agent_generate_local_candidate_sdp(c->agent, nc);
+			nice_agent_generate_local_candidate_sdp(pc->agent, nc);
 		if (!s)
 			continue;
 		g_ptr_array_add(keep, s);
@@ -171,6 +171,23 @@ static void dtls_failed(void *arg, int err)
 	fail(pc->c, err);
 }
 
+/* Adds one remote candidate (the value of an a=candidate: line); returns
+ * 1 if libnice took it, else 0. */
+static int add_remote(struct cv_client_pc *pc, const char *cand)
+{
+	gchar *line = g_strdup_printf("a=candidate:%s", cand);
+	NiceCandidate *nc = nice_agent_parse_remote_candidate_sdp(
+		pc->agent, pc->stream_id, line);
+	g_free(line);
+	if (!nc)
+		return 0;
+	GSList *one = g_slist_append(NULL, nc);
+	int n = nice_agent_set_remote_candidates(pc->agent, pc->stream_id, 1,
+						 one);
+	g_slist_free_full(one, (GDestroyNotify)nice_candidate_free);
+	return n > 0 ? 1 : 0;
+}
+
 /* Applies the node's description to pc: ICE credentials and candidates
  * (the node is ICE-lite: its host candidates are in the SDP), and the
  * DTLS association with the node's fingerprint. Once per connection. */
@@ -200,27 +217,37 @@ static int apply_remote(struct cv_client_pc *pc, const struct cv_sdp *sdp,
 				  &cb);
 	if (rc)
 		return rc;
-	if (!nice_agent_set_remote_credentials(c->agent, pc->stream_id,
+	if (!nice_agent_set_remote_credentials(pc->agent, pc->stream_id,
 					       m->ice_ufrag, m->ice_pwd))
 		return CV_EPROTO;
-	GSList *cands = NULL;
-	for (size_t i = 0; i < m->n_candidates; i++) {
-		gchar *line =
-			g_strdup_printf("a=candidate:%s", m->candidates[i]);
-		NiceCandidate *nc = nice_agent_parse_remote_candidate_sdp(
-			c->agent, pc->stream_id, line);
-		g_free(line);
-		if (nc)
-			cands = g_slist_append(cands, nc);
-	}
-	int n = cands ? nice_agent_set_remote_candidates(
-				c->agent, pc->stream_id, 1, cands)
-		      : 0;
-	g_slist_free_full(cands, (GDestroyNotify)nice_candidate_free);
-	if (n <= 0)
+	int n = 0;
+	for (size_t i = 0; i < m->n_candidates; i++)
+		n += add_remote(pc, m->candidates[i]);
+	/* Janus may trickle its candidates instead (RFC 8838): those that
+	 * came before this description, and those still to come. */
+	for (guint i = 0; pc->trickled && i < pc->trickled->len; i++)
+		n += add_remote(pc, g_ptr_array_index(pc->trickled, i));
+	if (n <= 0 && !c->janus)
 		return CV_EPROTO;
 	pc->remote_set = true;
 	return 0;
+}
+
+void cv_client_pc_add_remote(struct cv_client_pc *pc, const char *cand)
+{
+	/* RFC 8839 5.1: "candidate:" then the attribute's value. */
+	if (g_str_has_prefix(cand, "a="))
+		cand += 2;
+	if (g_str_has_prefix(cand, "candidate:"))
+		cand += strlen("candidate:");
+	if (!pc->stream_id || !pc->remote_set) {
+		if (!pc->trickled)
+			pc->trickled = g_ptr_array_new_with_free_func(g_free);
+		if (pc->trickled->len < CV_SDP_MAX_CANDIDATES)
+			g_ptr_array_add(pc->trickled, g_strdup(cand));
+		return;
+	}
+	add_remote(pc, cand);
 }
 
 /* ---- Signaling: node -> client ---- */
@@ -238,6 +265,11 @@ static void send_publish(struct cv_client *c)
 		fail(c, n);
 		return;
 	}
+	if (c->janus) {
+		cv_client_janus_publish(c, sdp);
+		g_free(sdp);
+		return;
+	}
 	json_t *tracks = json_array();
 	if (c->audio)
 		json_array_append_new(tracks,
@@ -248,19 +280,20 @@ static void send_publish(struct cv_client *c)
 				      json_pack("{s:s,s:s}", "mid", "v0",
 						"source", "camera"));
 	c->publish_id = c->next_id++;
-	send_json(c, json_pack("{s:s,s:i,s:s,s:o}", "type", "publish", "id",
-			       c->publish_id, "sdp", sdp, "tracks", tracks));
+	cv_client_send_json(c, json_pack("{s:s,s:i,s:s,s:o}", "type", "publish",
+					 "id", c->publish_id, "sdp", sdp,
+					 "tracks", tracks));
 	g_free(sdp);
 }
 
-static void on_joined(struct cv_client *c)
+void cv_client_on_joined(struct cv_client *c)
 {
 	cv_client_set_state(c, CV_CLIENT_JOINED, 0);
 	if (c->audio || c->video)
 		pc_start(&c->pub);
 }
 
-static void on_publish_answer(struct cv_client *c, const char *text)
+void cv_client_on_publish_answer(struct cv_client *c, const char *text)
 {
 	struct cv_sdp *sdp = NULL;
 	int rc = cv_sdp_parse(text, strlen(text), &sdp);
@@ -280,7 +313,7 @@ static void on_publish_answer(struct cv_client *c, const char *text)
 		fail(c, rc);
 }
 
-static void on_subscribe_offer(struct cv_client *c, json_t *msg)
+void cv_client_on_subscribe_offer(struct cv_client *c, json_t *msg)
 {
 	const char *sdp = json_string_value(json_object_get(msg, "sdp"));
 	if (!c->subscribe || !sdp)
@@ -356,10 +389,14 @@ static void sub_process_offer(struct cv_client *c)
 		rc = apply_remote(&c->sub, offer, CV_DTLS_ROLE_CLIENT);
 	if (!rc) {
 		add_sinks(c, ml, n, json_object_get(msg, "tracks"));
+	}
+	if (!rc && c->janus) {
+		cv_client_janus_answer(c, sdp);
+	} else if (!rc) {
 		c->sub_answer_id = c->next_id++;
-		send_json(c,
-			  json_pack("{s:s,s:i,s:s}", "type", "subscribe_answer",
-				    "id", c->sub_answer_id, "sdp", sdp));
+		cv_client_send_json(c, json_pack("{s:s,s:i,s:s}", "type",
+						 "subscribe_answer", "id",
+						 c->sub_answer_id, "sdp", sdp));
 	}
 	g_free(sdp);
 	cv_sdp_free(offer);
@@ -408,16 +445,16 @@ static void handle_message(struct cv_client *c, const char *text)
 		return;
 	}
 	if (!strcmp(type, "joined")) {
-		on_joined(c);
+		cv_client_on_joined(c);
 	} else if (!strcmp(type, "publish_answer")) {
 		const char *sdp =
 			json_string_value(json_object_get(msg, "sdp"));
 		if (sdp)
-			on_publish_answer(c, sdp);
+			cv_client_on_publish_answer(c, sdp);
 		else
 			fail(c, CV_EPROTO);
 	} else if (!strcmp(type, "subscribe_offer")) {
-		on_subscribe_offer(c, msg);
+		cv_client_on_subscribe_offer(c, msg);
 	} else if (!strcmp(type, "error")) {
 		on_error(c, msg);
 	}
@@ -450,10 +487,15 @@ int cv_client_ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		c->wsi = wsi;
 		c->ws_open = true;
-		send_json(c, json_pack("{s:s,s:i,s:s,s:s,s:s}", "type", "join",
-				       "id", c->next_id++, "token", c->token,
-				       "room", c->room, "name",
-				       c->name ? c->name : ""));
+		if (c->janus) {
+			cv_client_janus_open(c);
+			break;
+		}
+		cv_client_send_json(
+			c,
+			json_pack("{s:s,s:i,s:s,s:s,s:s}", "type", "join", "id",
+				  c->next_id++, "token", c->token, "room",
+				  c->room, "name", c->name ? c->name : ""));
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		if (c->rx->len + len > CV_CLIENT_WS_MAX_BYTES) {
@@ -463,7 +505,10 @@ int cv_client_ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		g_string_append_len(c->rx, in, (gssize)len);
 		if (lws_is_final_fragment(wsi) &&
 		    !lws_remaining_packet_payload(wsi)) {
-			handle_message(c, c->rx->str);
+			if (c->janus)
+				cv_client_janus_handle(c, c->rx->str);
+			else
+				handle_message(c, c->rx->str);
 			g_string_truncate(c->rx, 0);
 		}
 		break;
@@ -488,25 +533,25 @@ int cv_client_pc_send(struct cv_client_pc *pc, const uint8_t *buf, size_t len)
 {
 	if (!pc->stream_id)
 		return -ENOTCONN;
-	gint n = nice_agent_send(pc->c->agent, pc->stream_id, 1, (guint)len,
+	gint n = nice_agent_send(pc->agent, pc->stream_id, 1, (guint)len,
 				 (const gchar *)buf);
 	return n == (gint)len ? 0 : -EAGAIN;
 }
 
-static struct cv_client_pc *pc_of(struct cv_client *c, guint stream_id)
+static struct cv_client_pc *pc_of(struct cv_client *c, NiceAgent *agent,
+				  guint stream_id)
 {
-	if (c->pub.stream_id == stream_id)
+	if (c->pub.agent == agent && c->pub.stream_id == stream_id)
 		return &c->pub;
-	if (c->sub.stream_id == stream_id)
+	if (c->sub.agent == agent && c->sub.stream_id == stream_id)
 		return &c->sub;
 	return NULL;
 }
 
 static void on_gathered(NiceAgent *agent, guint stream_id, gpointer data)
 {
-	(void)agent;
 	struct cv_client *c = data;
-	struct cv_client_pc *pc = pc_of(c, stream_id);
+	struct cv_client_pc *pc = pc_of(c, agent, stream_id);
 	if (!pc || pc->gathered)
 		return;
 	pc->gathered = true;
@@ -519,10 +564,9 @@ static void on_gathered(NiceAgent *agent, guint stream_id, gpointer data)
 static void on_component_state(NiceAgent *agent, guint stream_id,
 			       guint component_id, guint state, gpointer data)
 {
-	(void)agent;
 	(void)component_id;
 	struct cv_client *c = data;
-	struct cv_client_pc *pc = pc_of(c, stream_id);
+	struct cv_client_pc *pc = pc_of(c, agent, stream_id);
 	if (!pc)
 		return;
 	if ((state == NICE_COMPONENT_STATE_CONNECTED ||
@@ -583,21 +627,21 @@ static void pc_start(struct cv_client_pc *pc)
 	struct cv_client *c = pc->c;
 	if (pc->stream_id)
 		return;
-	pc->stream_id = nice_agent_add_stream(c->agent, 1);
+	pc->stream_id = nice_agent_add_stream(pc->agent, 1);
 	if (!pc->stream_id) {
 		fail(c, -ENOMEM);
 		return;
 	}
 	if (c->turn_server &&
 	    !nice_agent_set_relay_info(
-		    c->agent, pc->stream_id, 1, c->turn_server, c->turn_port,
+		    pc->agent, pc->stream_id, 1, c->turn_server, c->turn_port,
 		    c->turn_user, c->turn_password, NICE_RELAY_TYPE_TURN_UDP)) {
 		fail(c, -EINVAL);
 		return;
 	}
-	nice_agent_attach_recv(c->agent, pc->stream_id, 1, c->loop->ctx,
+	nice_agent_attach_recv(pc->agent, pc->stream_id, 1, c->loop->ctx,
 			       on_recv, pc);
-	if (!nice_agent_gather_candidates(c->agent, pc->stream_id))
+	if (!nice_agent_gather_candidates(pc->agent, pc->stream_id))
 		fail(c, -EADDRNOTAVAIL);
 }
 
@@ -614,6 +658,8 @@ void cv_client_tick(struct cv_client *c, uint64_t now)
 	}
 	if (c->state != CV_CLIENT_FAILED && c->state != CV_CLIENT_CLOSED)
 		cv_client_media_tick(c, now);
+	if (c->janus)
+		cv_client_janus_tick(c, now);
 }
 
 /* ---- Lifecycle ---- */
@@ -645,34 +691,48 @@ static int parse_url(const char *url, char *host, size_t host_cap, int *port,
 	return 0;
 }
 
-static int make_agent(struct cv_client *c)
+static int new_agent(struct cv_client *c, bool controlling, NiceAgent **out)
 {
-	c->agent = nice_agent_new_full(
+	NiceAgent *agent = nice_agent_new_full(
 		c->loop->ctx, NICE_COMPATIBILITY_RFC5245,
 		NICE_AGENT_OPTION_REGULAR_NOMINATION |
 			NICE_AGENT_OPTION_CONSENT_FRESHNESS);
-	if (!c->agent)
+	if (!agent)
 		return -ENOMEM;
-	/* RFC 8445 6.1.1: against an ICE-lite peer we are controlling. */
-	g_object_set(c->agent, "controlling-mode", TRUE, "ice-tcp", FALSE,
+	*out = agent; /* the caller's to release, even on failure below */
+	g_object_set(agent, "controlling-mode", controlling, "ice-tcp", FALSE,
 		     NULL);
-	GObjectClass *k = G_OBJECT_GET_CLASS(c->agent);
+	GObjectClass *k = G_OBJECT_GET_CLASS(agent);
 	if (g_object_class_find_property(k, "upnp"))
-		g_object_set(c->agent, "upnp", FALSE, NULL);
+		g_object_set(agent, "upnp", FALSE, NULL);
 	if (c->relay_only)
-		g_object_set(c->agent, "force-relay", TRUE, NULL);
+		g_object_set(agent, "force-relay", TRUE, NULL);
 	if (c->ice_address) {
 		NiceAddress a;
 		nice_address_init(&a);
 		if (!nice_address_set_from_string(&a, c->ice_address))
 			return -EINVAL;
-		nice_agent_add_local_address(c->agent, &a);
+		nice_agent_add_local_address(agent, &a);
 	}
-	g_signal_connect(c->agent, "candidate-gathering-done",
+	g_signal_connect(agent, "candidate-gathering-done",
 			 G_CALLBACK(on_gathered), c);
-	g_signal_connect(c->agent, "component-state-changed",
+	g_signal_connect(agent, "component-state-changed",
 			 G_CALLBACK(on_component_state), c);
 	return 0;
+}
+
+static int make_agent(struct cv_client *c)
+{
+	/* RFC 8445 6.1.1: against an ICE-lite peer we are controlling; so we
+	 * are as the offerer of Janus's publish connection. */
+	int rc = new_agent(c, true, &c->agent);
+	c->pub.agent = c->sub.agent = c->agent;
+	if (rc || !c->janus)
+		return rc;
+	/* Janus (full ICE) offers the subscribe connection: it controls. */
+	rc = new_agent(c, false, &c->sub_agent);
+	c->sub.agent = c->sub_agent;
+	return rc;
 }
 
 static uint32_t rand32(void)
@@ -704,7 +764,10 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	char host[256];
 	int port;
 	const char *path;
-	if (!out || !loop || !o || !o->url || !o->token || !o->room ||
+	bool janus = o && o->target == CV_CLIENT_TARGET_JANUS;
+	if (!out || !loop || !o || !o->url ||
+	    (!janus && (!o->token || !o->room)) ||
+	    (o->target != CV_CLIENT_TARGET_CONCLAVE && !janus) ||
 	    (o->relay_only && !o->turn_server) || o->rx_loss < 0 ||
 	    o->rx_loss > 1 ||
 	    parse_url(o->url, host, sizeof(host), &port, &path))
@@ -719,10 +782,12 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	c->name = g_strdup(o->name);
 	c->ice_address = g_strdup(o->ice_address);
 	/* A node on loopback announces loopback candidates, which libnice's
-	 * default (non-loopback interfaces) cannot pair with. */
+	 * default (non-loopback interfaces) cannot pair with. Janus on
+	 * loopback (perf/janus) is reachable from the host end of its veth
+	 * pair only. */
 	if (!c->ice_address &&
 	    (g_str_has_prefix(host, "127.") || !strcmp(host, "localhost")))
-		c->ice_address = g_strdup("127.0.0.1");
+		c->ice_address = g_strdup(janus ? "127.0.1.2" : "127.0.0.1");
 	c->turn_server = g_strdup(o->turn_server);
 	c->turn_user = g_strdup(o->turn_user ? o->turn_user : "");
 	c->turn_password = g_strdup(o->turn_password ? o->turn_password : "");
@@ -748,7 +813,9 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	if (c->video)
 		c->history = g_new0(struct cv_client_sent_pkt,
 				    CV_CLIENT_RTX_HISTORY);
-	int rc = make_agent(c);
+	int rc = janus ? cv_client_janus_create(c, o->janus_room) : 0;
+	if (!rc)
+		rc = make_agent(c);
 	if (rc) {
 		cv_client_destroy(c);
 		return rc;
@@ -763,8 +830,9 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	ci.path = path;
 	ci.host = host;
 	ci.origin = host;
-	ci.protocol = "conclave.v1";
-	ci.local_protocol_name = "conclave.v1";
+	/* perf/janus/README.md: Janus insists on its subprotocol. */
+	ci.protocol = janus ? "janus-protocol" : "conclave.v1";
+	ci.local_protocol_name = ci.protocol;
 	ci.userdata = c;
 	ci.ietf_version_or_minus_one = -1;
 	/* From here on the wsi holds c as its user: destroy detaches it. */
@@ -781,7 +849,10 @@ void cv_client_leave(struct cv_client *c)
 {
 	if (!c || c->state == CV_CLIENT_CLOSED || c->state == CV_CLIENT_FAILED)
 		return;
-	send_json(c, json_pack("{s:s}", "type", "leave"));
+	if (c->janus)
+		cv_client_janus_leave(c);
+	else
+		cv_client_send_json(c, json_pack("{s:s}", "type", "leave"));
 	cv_client_set_state(c, CV_CLIENT_CLOSED, 0);
 }
 
@@ -791,12 +862,14 @@ static void pc_fini(struct cv_client *c, struct cv_client_pc *pc)
 		cv_dtls_destroy(pc->dtls);
 	cv_srtp_destroy(pc->tx);
 	cv_srtp_destroy(pc->rx);
-	if (pc->stream_id && c->agent) {
-		nice_agent_attach_recv(c->agent, pc->stream_id, 1, c->loop->ctx,
-				       NULL, NULL);
-		nice_agent_remove_stream(c->agent, pc->stream_id);
+	if (pc->stream_id && pc->agent) {
+		nice_agent_attach_recv(pc->agent, pc->stream_id, 1,
+				       c->loop->ctx, NULL, NULL);
+		nice_agent_remove_stream(pc->agent, pc->stream_id);
 	}
 	free(pc->pending_offer);
+	if (pc->trickled)
+		g_ptr_array_free(pc->trickled, TRUE);
 }
 
 void cv_client_destroy(struct cv_client *c)
@@ -812,12 +885,16 @@ void cv_client_destroy(struct cv_client *c)
 	}
 	pc_fini(c, &c->pub);
 	pc_fini(c, &c->sub);
-	if (c->agent) {
-		g_signal_handlers_disconnect_by_data(c->agent, c);
+	NiceAgent *agents[2] = {c->agent, c->sub_agent};
+	for (int i = 0; i < 2; i++) {
+		if (!agents[i])
+			continue;
+		g_signal_handlers_disconnect_by_data(agents[i], c);
 		/* Releases TURN allocations; finishes on the loop's context. */
-		nice_agent_close_async(c->agent, NULL, NULL);
-		g_object_unref(c->agent);
+		nice_agent_close_async(agents[i], NULL, NULL);
+		g_object_unref(agents[i]);
 	}
+	cv_client_janus_destroy(c);
 	char *s;
 	while ((s = g_queue_pop_head(&c->outq)))
 		free(s);
@@ -875,7 +952,7 @@ const char *cv_client_ice_local_type(const struct cv_client *c, bool publish)
 	const struct cv_client_pc *pc = publish ? &c->pub : &c->sub;
 	NiceCandidate *local = NULL, *remote = NULL;
 	if (!pc->stream_id ||
-	    !nice_agent_get_selected_pair(c->agent, pc->stream_id, 1, &local,
+	    !nice_agent_get_selected_pair(pc->agent, pc->stream_id, 1, &local,
 					  &remote) ||
 	    !local)
 		return NULL;

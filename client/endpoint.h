@@ -7,6 +7,7 @@
 
 #include <nice/agent.h>
 #include <glib.h>
+#include <jansson.h>
 #include <libwebsockets.h>
 
 #include "client/client_priv.h"
@@ -37,6 +38,7 @@ struct cv_client_loop {
 struct cv_client_pc {
 	struct cv_client *c;
 	bool publish;
+	NiceAgent *agent; /* borrowed: c->agent or c->sub_agent */
 	guint stream_id;
 	bool gathered;
 	bool remote_set;
@@ -44,6 +46,8 @@ struct cv_client_pc {
 	struct cv_dtls *dtls;
 	struct cv_srtp *tx, *rx;
 	char *pending_offer; /* subscribe_offer JSON (malloc, jansson) */
+	GPtrArray *trickled; /* remote "candidate:..." lines (g_free) that
+				came before the remote description */
 };
 
 #define CV_CLIENT_NACK_PENDING 64
@@ -106,7 +110,12 @@ struct cv_client {
 	int publish_id, sub_answer_id; /* ids of our last such requests */
 
 	NiceAgent *agent;
+	/* Janus only: the subscribe connection's agent. Janus offers it, so
+	 * it is controlling there (RFC 8445 6.1.1) while we control the
+	 * publish connection; libnice's role is per agent. */
+	NiceAgent *sub_agent;
 	struct cv_client_pc pub, sub;
+	struct cv_client_janus *janus; /* NULL: the Conclave protocol */
 	char cname[17];
 
 	/* sources */
@@ -126,12 +135,44 @@ struct cv_client {
 	uint64_t unknown_ssrc;
 };
 
+struct cv_client_janus;
+
 /* endpoint.c */
 /* Runs an endpoint's timers (DTLS retransmission, media pacing,
  * feedback); called by the loop every CV_CLIENT_TICK_MS. */
 void cv_client_tick(struct cv_client *c, uint64_t now_us);
 void cv_client_set_state(struct cv_client *c, enum cv_client_state s, int err);
 int cv_client_pc_send(struct cv_client_pc *pc, const uint8_t *buf, size_t len);
+
+/* endpoint.c, for janus.c: the protocol-independent steps. */
+/* Queues a WebSocket text message; takes ownership of msg (NULL: no-op). */
+void cv_client_send_json(struct cv_client *c, json_t *msg);
+/* Joined: state JOINED, starts the publish connection if it publishes. */
+void cv_client_on_joined(struct cv_client *c);
+/* The answer to our publish offer (SDP text, borrowed). */
+void cv_client_on_publish_answer(struct cv_client *c, const char *sdp);
+/* A subscribe offer in the shape of docs/protocol.md's subscribe_offer
+ * ({"sdp": ..., "tracks": [{"mid", "track"}]}, borrowed); the answer goes
+ * out through cv_client_janus_answer when c->janus. */
+void cv_client_on_subscribe_offer(struct cv_client *c, json_t *msg);
+/* A trickled remote candidate ("candidate:..." without "a=") for pc. */
+void cv_client_pc_add_remote(struct cv_client_pc *pc, const char *cand);
+
+/* janus.c: the Janus VideoRoom signaling (perf/janus/README.md). */
+/* Allocates c->janus for VideoRoom room (0: 1234). Returns 0 or -ENOMEM. */
+int cv_client_janus_create(struct cv_client *c, uint64_t room);
+void cv_client_janus_destroy(struct cv_client *c);
+/* The WebSocket is open: creates the Janus session. */
+void cv_client_janus_open(struct cv_client *c);
+/* One complete message from Janus (text borrowed). */
+void cv_client_janus_handle(struct cv_client *c, const char *text);
+/* Sends our publish offer / subscribe answer (SDP text, borrowed). */
+void cv_client_janus_publish(struct cv_client *c, const char *sdp);
+void cv_client_janus_answer(struct cv_client *c, const char *sdp);
+/* Keepalives; called from cv_client_tick. */
+void cv_client_janus_tick(struct cv_client *c, uint64_t now_us);
+/* Destroys the Janus session (its handles and peer connections). */
+void cv_client_janus_leave(struct cv_client *c);
 
 /* rtp_io.c: the media path of one endpoint. */
 void cv_client_media_tick(struct cv_client *c, uint64_t now_us);

@@ -23,6 +23,9 @@
 static const struct lws_protocols protocols[] = {
 	{"conclave.v1", cv_client_ws_callback, 0, CV_CLIENT_WS_MAX_BYTES, 0,
 	 NULL, 0},
+	/* The same callback; the endpoint knows which protocol it speaks. */
+	{"janus-protocol", cv_client_ws_callback, 0, CV_CLIENT_WS_MAX_BYTES, 0,
+	 NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

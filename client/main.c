@@ -320,7 +320,11 @@ static void usage(FILE *f)
 		   "[--ice-address IP]\n"
 		   "         [--turn-server IP --turn-port P --turn-user U "
 		   "--turn-password P]\n"
-		   "         [--relay-only] [--verbose]\n");
+		   "         [--relay-only] [--verbose]\n"
+		   "       conclave-client --target janus --url "
+		   "ws://127.0.1.1:8188/ [--janus-room N] ...\n"
+		   "         (Janus VideoRoom: no token; room 1234 by "
+		   "default, created if missing)\n");
 }
 
 enum {
@@ -339,6 +343,8 @@ enum {
 	OPT_RX_BURST,
 	OPT_ENDPOINTS,
 	OPT_PROGRESS,
+	OPT_TARGET,
+	OPT_JANUS_ROOM,
 };
 
 int main(int argc, char **argv)
@@ -369,6 +375,8 @@ int main(int argc, char **argv)
 		{"rx-loss-burst", required_argument, NULL, OPT_RX_BURST},
 		{"endpoints", required_argument, NULL, OPT_ENDPOINTS},
 		{"progress", no_argument, NULL, OPT_PROGRESS},
+		{"target", required_argument, NULL, OPT_TARGET},
+		{"janus-room", required_argument, NULL, OPT_JANUS_ROOM},
 		{NULL, 0, NULL, 0},
 	};
 	struct cv_client_opts o = {.subscribe = true};
@@ -455,13 +463,26 @@ int main(int argc, char **argv)
 		case OPT_RX_BURST:
 			o.rx_loss_burst = (unsigned)atoi(optarg);
 			break;
+		case OPT_TARGET:
+			if (!strcmp(optarg, "janus")) {
+				o.target = CV_CLIENT_TARGET_JANUS;
+			} else if (strcmp(optarg, "conclave")) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case OPT_JANUS_ROOM:
+			o.janus_room = strtoull(optarg, NULL, 10);
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (!o.url || !o.room || (!o.token && !dev_token) || duration <= 0 ||
-	    endpoints < 1 || endpoints > MAX_ENDPOINTS) {
+	bool janus = o.target == CV_CLIENT_TARGET_JANUS;
+	if (!o.url || (!janus && (!o.room || (!o.token && !dev_token))) ||
+	    (janus && dev_token) || duration <= 0 || endpoints < 1 ||
+	    endpoints > MAX_ENDPOINTS) {
 		usage(stderr);
 		return 2;
 	}

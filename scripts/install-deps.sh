@@ -13,7 +13,8 @@ BUILD_PKGS="meson ninja-build pkg-config gcc libc6-dev libssl-dev
 	libsrtp2-dev libwebsockets-dev libjansson-dev binutils
 	libnice-dev libglib2.0-dev libopus-dev libsqlite3-dev libpq-dev
 	postgresql"
-TEST_PKGS="clang libclang-rt-14-dev clang-format chromium python3 curl coturn"
+TEST_PKGS="clang libclang-rt-14-dev clang-format chromium python3 curl coturn
+	janus iproute2"
 PERF_PKGS="janus valgrind gnuplot-nox iproute2"
 
 want="$BUILD_PKGS"

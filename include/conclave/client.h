@@ -13,7 +13,10 @@
  * keyframe every keyframe_interval_ms and on PLI. Every sent RTP packet
  * carries its send time in its RTP padding (see CV_CLIENT_STAMP_BYTES)
  * because the node drops header extensions when it forwards; receivers
- * measure one-way delay with the same machine's monotonic clock.
+ * measure one-way delay with the same machine's monotonic clock. Janus
+ * (1.1.2) also drops abs-send-time but forwards RTP padding untouched,
+ * so the same stamp measures delay through Janus (checked by the
+ * client_janus test: every received packet has its delay sample).
  *
  * Threads: a struct cv_client_loop is one GLib main context plus one
  * libwebsockets client context. Every endpoint of a loop and every call on
@@ -69,10 +72,23 @@ void cv_client_loop_destroy(struct cv_client_loop *loop);
 
 struct cv_client;
 
+/*
+ * What the endpoint talks to. JANUS: Janus's VideoRoom plugin over its
+ * WebSocket API (subprotocol "janus-protocol"; perf/janus/README.md), so
+ * that the same load runs against Janus: one session, a publisher handle
+ * (join, publish with our offer) and one multistream subscriber handle
+ * for every other publisher of the room (join/subscribe, Janus offers,
+ * we answer with "start"). Media, stats and states are the same.
+ */
+enum cv_client_target {
+	CV_CLIENT_TARGET_CONCLAVE = 0, /* docs/protocol.md */
+	CV_CLIENT_TARGET_JANUS,
+};
+
 struct cv_client_opts {
 	const char *url;   /* "ws://host:port/ws" (wss: not yet) */
-	const char *token; /* join token (JWT) */
-	const char *room;
+	const char *token; /* join token (JWT); unused for JANUS */
+	const char *room;  /* unused for JANUS: see janus_room */
 	const char *name;  /* NULL: none */
 	bool audio, video; /* what to publish */
 	bool subscribe;	   /* answer subscribe offers (normally true) */
@@ -81,7 +97,9 @@ struct cv_client_opts {
 	unsigned keyframe_interval_ms; /* 0: 3000 */
 	/* ICE: bind host candidates to this address only. NULL: 127.0.0.1
 	 * when the url's host is 127.x or localhost, else every non-loopback
-	 * interface (libnice's default). */
+	 * interface (libnice's default). JANUS with a 127.x url: 127.0.1.2,
+	 * the host end of perf/janus's veth pair (the only address that
+	 * reaches a Janus started by perf/janus/start.sh). */
 	const char *ice_address;
 	/* TURN over UDP (RFC 8656) when turn_server is set. */
 	const char *turn_server; /* IP literal */
@@ -96,11 +114,16 @@ struct cv_client_opts {
 	 */
 	double rx_loss;
 	unsigned rx_loss_burst;
+	enum cv_client_target target; /* 0: CONCLAVE */
+	/* JANUS: the VideoRoom room id (0: 1234). A room that does not exist
+	 * is created (not permanent, 100 publishers, no bitrate cap, no
+	 * periodic FIR, opus + vp8: perf/janus's room 1234 knobs). */
+	uint64_t janus_room;
 };
 
 enum cv_client_state {
 	CV_CLIENT_CONNECTING = 0, /* WebSocket connecting */
-	CV_CLIENT_JOINED,	  /* "joined" received */
+	CV_CLIENT_JOINED,	  /* "joined" received (Janus: as publisher) */
 	CV_CLIENT_PUBLISHING,	  /* publish connection's DTLS done */
 	CV_CLIENT_SUBSCRIBED,	  /* subscribe connection's DTLS done */
 	CV_CLIENT_CLOSED,	  /* left, or the node closed the socket */
@@ -115,7 +138,9 @@ enum cv_client_state {
  * on_event: every node->client message except "ok" and "pong" (type such
  * as "joined", "participant_joined", "track_added", "subscribe_offer",
  * "error"), after the endpoint handled it; json is the frame text,
- * borrowed for the call.
+ * borrowed for the call. JANUS: every message but "ack", type being its
+ * "janus" member ("success", "event", "webrtcup", "media", "trickle",
+ * "hangup", "error", ...); plugin errors come as type "error" too.
  */
 struct cv_client_callbacks {
 	void (*on_state)(void *arg, enum cv_client_state state, int err);
@@ -126,15 +151,16 @@ struct cv_client_callbacks {
 /*
  * Creates an endpoint on loop (borrowed; must outlive it) and starts
  * connecting. opts and cb: borrowed, copied. *out: owned by the caller.
- * Returns 0; -EINVAL (missing url/token/room, relay_only without TURN, bad
- * url); -ENOMEM; -EIO (the connection could not be started).
- * Thread: the loop's.
+ * Returns 0; -EINVAL (missing url, or token/room for CONCLAVE; relay_only
+ * without TURN; bad url or target); -ENOMEM; -EIO (the connection could not be
+ * started). Thread: the loop's.
  */
 int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 		     const struct cv_client_opts *opts,
 		     const struct cv_client_callbacks *cb);
 
-/* Sends "leave" and stops media; the endpoint reaches CV_CLIENT_CLOSED.
+/* Sends "leave" (JANUS: destroys the session, which hangs up its
+ * handles) and stops media; the endpoint reaches CV_CLIENT_CLOSED.
  * Thread: the loop's. */
 void cv_client_leave(struct cv_client *c);
 
@@ -155,7 +181,8 @@ struct cv_client_send_stats {
 /* One received track (one SSRC of the subscribe connection). */
 struct cv_client_track_stats {
 	char mid[33];
-	char track[65]; /* the node's track id ("" if not announced) */
+	char track[65]; /* the node's track id ("" if not announced);
+			   JANUS: "<publisher id>/<publisher's mid>" */
 	bool video;
 	uint64_t packets, bytes; /* distinct packets, payload bytes */
 	uint64_t expected;	 /* from the sequence number span */
