@@ -30,6 +30,7 @@
 #include "conclave/switch.h"
 #include "conclave/udp.h"
 #include "conclave/worker.h"
+#include "media/switch/addr_map.h"
 #include "media/switch/loss.h"
 #include "media/switch/nack_cache.h"
 #include "media/switch/transport.h"
@@ -87,7 +88,7 @@ struct cv_switch {
 	struct cv_io udp_io;
 	struct port **ports;
 	size_t n_ports, cap_ports;
-	struct port *last_hit; /* most packets come in runs from one peer */
+	struct cv_addr_map addrs; /* selected peer address -> port */
 	struct cv_timer report_timer;
 	/* single writer (the worker), relaxed readers (metrics) */
 	struct cv_switch_stats stats;
@@ -173,27 +174,10 @@ static struct port *port_by_id(struct cv_switch *sw, uint64_t id)
 	return NULL;
 }
 
-/*
- * The 5-tuple -> transport map. A linear scan with a last-hit shortcut is
- * enough for the rooms of one worker today; perf/RESULTS.md tracks it.
- */
 static struct port *port_by_addr(struct cv_switch *sw,
 				 const struct sockaddr_storage *addr)
 {
-	struct port *p = sw->last_hit;
-	const struct sockaddr_storage *peer;
-	if (p && (peer = cv_transport_peer(p->t)) &&
-	    cv_sockaddr_equal(peer, addr))
-		return p;
-	for (size_t i = 0; i < sw->n_ports; i++) {
-		p = sw->ports[i];
-		peer = cv_transport_peer(p->t);
-		if (peer && cv_sockaddr_equal(peer, addr)) {
-			sw->last_hit = p;
-			return p;
-		}
-	}
-	return NULL;
+	return cv_addr_map_get(&sw->addrs, addr);
 }
 
 static struct port *port_by_ufrag(struct cv_switch *sw, const uint8_t *ufrag,
@@ -726,10 +710,13 @@ static void hook_address_changed(void *arg, struct cv_transport *t,
 				 const struct sockaddr_storage *new_addr)
 {
 	struct cv_switch *sw = arg;
-	(void)t;
-	(void)old_addr;
-	(void)new_addr;
-	sw->last_hit = NULL;
+	struct port *p = port_by_id(sw, cv_transport_id(t));
+	if (!p)
+		return;
+	if (old_addr)
+		cv_addr_map_del(&sw->addrs, old_addr, p);
+	if (cv_addr_map_put(&sw->addrs, new_addr, p) != 0)
+		drop(sw, CV_DROP_NO_BUFFER); /* out of memory: unreachable */
 }
 
 static void hook_state(void *arg, struct cv_transport *t,
@@ -846,8 +833,9 @@ static void port_destroy(struct cv_switch *sw, struct port *p)
 	while (p->n_outs)
 		out_destroy(p->outs[0]);
 	REMOVE(sw->ports, sw->n_ports, p);
-	if (sw->last_hit == p)
-		sw->last_hit = NULL;
+	const struct sockaddr_storage *peer = cv_transport_peer(p->t);
+	if (peer)
+		cv_addr_map_del(&sw->addrs, peer, p);
 	cv_transport_destroy(p->t);
 	free(p->tracks);
 	free(p->outs);
@@ -1119,9 +1107,14 @@ int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
 	sw->pool = cv_worker_pool(w);
 	sw->cfg = *cfg;
 	sw->udp.fd = -1;
+	if (cv_addr_map_init(&sw->addrs, 64) != 0) {
+		free(sw);
+		return -ENOMEM;
+	}
 	if (cfg->media_address) {
 		int err = cv_udp_open(&sw->udp, cfg->media_address, cfg->port);
 		if (err) {
+			cv_addr_map_fini(&sw->addrs);
 			free(sw);
 			return err;
 		}
@@ -1131,6 +1124,7 @@ int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
 		err = cv_loop_add_io(sw->loop, &sw->udp_io, EPOLLIN);
 		if (err) {
 			cv_udp_close(&sw->udp);
+			cv_addr_map_fini(&sw->addrs);
 			free(sw);
 			return err;
 		}
@@ -1150,6 +1144,7 @@ void cv_switch_destroy(struct cv_switch *sw)
 	while (sw->n_ports)
 		port_destroy(sw, sw->ports[0]);
 	free(sw->ports);
+	cv_addr_map_fini(&sw->addrs);
 	cv_timer_stop(sw->loop, &sw->report_timer);
 	if (sw->udp.fd >= 0) {
 		cv_loop_del_io(sw->loop, &sw->udp_io);

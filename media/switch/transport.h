@@ -20,7 +20,7 @@ struct cv_transport_hooks {
 	/* Sends bytes (STUN answer, DTLS record) to addr; the callee copies. */
 	void (*send)(void *arg, struct cv_transport *t, const uint8_t *buf,
 		     size_t len, const struct sockaddr_storage *addr);
-	/* ICE selected (or changed) the peer's address. */
+	/* ICE selected (old_addr NULL) or changed the peer's address. */
 	void (*address_changed)(void *arg, struct cv_transport *t,
 				const struct sockaddr_storage *old_addr,
 				const struct sockaddr_storage *new_addr);
