@@ -32,6 +32,7 @@ struct cv_worker;
 	X(STUN_UNKNOWN_UFRAG, "stun_unknown_ufrag")                            \
 	X(STUN_REJECTED, "stun_rejected")                                      \
 	X(UNKNOWN_ADDRESS, "unknown_address")                                  \
+	X(ADDRESS_IN_USE, "address_in_use")                                    \
 	X(DTLS_REJECTED, "dtls_rejected")                                      \
 	X(NOT_CONNECTED, "not_connected")                                      \
 	X(SRTP_AUTH, "srtp_auth")                                              \
@@ -58,6 +59,7 @@ struct cv_switch_stats {
 	uint64_t tx_datagrams, tx_bytes;
 	uint64_t rtp_in, rtp_forwarded, rtcp_in;
 	uint64_t nack_received, rtx_sent, pli_sent;
+	uint64_t rtx_suppressed; /* NACKed packets over the resend budget */
 	uint64_t nack_sent, rtx_recovered; /* towards / from publishers */
 	uint64_t stun_answered;
 	uint64_t transports;

@@ -6,6 +6,7 @@
 void cv_loss_init(struct cv_loss_tracker *l)
 {
 	memset(l, 0, sizeof(*l));
+	l->bad_seq = UINT32_MAX;
 }
 
 static void remove_at(struct cv_loss_tracker *l, size_t i)
@@ -36,6 +37,17 @@ enum cv_loss_verdict cv_loss_update(struct cv_loss_tracker *l, uint16_t seq,
 				return CV_LOSS_RECOVERED;
 			}
 		}
+		if ((uint16_t)(l->highest - seq) <= CV_LOSS_MAX_MISORDER)
+			return CV_LOSS_OLD;
+		/* RFC 3550 A.1: far behind: a restart if the next packet
+		 * follows on from this one. */
+		if (l->bad_seq == seq) {
+			l->highest = seq;
+			l->n = 0;
+			l->bad_seq = UINT32_MAX;
+			return CV_LOSS_NEW;
+		}
+		l->bad_seq = (uint16_t)(seq + 1);
 		return CV_LOSS_OLD;
 	}
 	uint16_t gap = (uint16_t)(seq - l->highest - 1);

@@ -21,6 +21,9 @@
 /* Between NACKs of one packet, and how many. */
 #define CV_LOSS_RETRY_MS  100
 #define CV_LOSS_MAX_TRIES 3
+/* RFC 3550 A.1: a packet this far behind the highest is not reordering;
+ * two such in a row mean the sender restarted its sequence. */
+#define CV_LOSS_MAX_MISORDER 100
 
 struct cv_loss_missing {
 	uint16_t seq;
@@ -34,12 +37,15 @@ struct cv_loss_tracker {
 	size_t n;
 	struct cv_loss_missing m[CV_LOSS_MAX_MISSING];
 	uint64_t given_up; /* gaps too large, or NACKed too often */
+	uint32_t bad_seq; /* RFC 3550 A.1: the next seq after a big jump back */
 };
 
 enum cv_loss_verdict {
 	CV_LOSS_NEW,	   /* in order, or after a gap (now tracked) */
 	CV_LOSS_RECOVERED, /* was missing: a retransmission or late */
 	CV_LOSS_OLD,	   /* duplicate or older than anything tracked */
+	/* A big jump back: NEW once confirmed by the next packet (the
+	 * tracker restarts there), OLD for the first one. */
 };
 
 void cv_loss_init(struct cv_loss_tracker *l);

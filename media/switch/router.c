@@ -37,6 +37,16 @@
 
 /* Retransmissions older than this are useless to a real-time receiver. */
 #define NACK_MAX_AGE_MS 1000
+/*
+ * Retransmissions per subscription: at most RTX_BURST at once and
+ * RTX_PER_SEC sustained, and one packet at most once per RTX_REPEAT_MS, so
+ * that NACKs (repeated numbers, huge bitmasks, floods) cannot turn the
+ * node into an amplifier. A real receiver asks for far less.
+ */
+#define RTX_BURST     64
+#define RTX_PER_SEC   400
+#define RTX_REPEAT_MS 40
+#define RTX_RECENT    32
 /* The SSRC the node uses as sender of its own RTCP (PLI, RR). */
 #define NODE_RTCP_SSRC 0x436f6e63u /* "Conc" */
 
@@ -68,6 +78,14 @@ struct out {
 	uint16_t rtx_seq; /* the RTX stream's own sequence (RFC 4588 4) */
 	uint64_t packets, octets;
 	uint32_t last_ts;
+	uint64_t last_arrival_us; /* of the packet that carried last_ts */
+	/* Retransmission budget (a token bucket) and the packets resent
+	 * lately: a NACK can never make the node send more than this. */
+	uint32_t rtx_tokens;
+	uint64_t rtx_refill_ms;
+	uint16_t rtx_recent[RTX_RECENT];
+	uint64_t rtx_recent_ms[RTX_RECENT];
+	unsigned rtx_recent_pos;
 };
 
 struct port {
@@ -303,6 +321,7 @@ static void forward_one(struct cv_switch *sw, struct out *o,
 	o->packets++;
 	o->octets += h->payload_len;
 	o->last_ts = ts;
+	o->last_arrival_us = cv_loop_now_us(sw->loop);
 	count(&sw->stats.rtp_forwarded, 1);
 	send_protected(sw, o->sub, e, false);
 }
@@ -496,6 +515,30 @@ static void send_rtx(struct cv_switch *sw, struct out *o,
 	send_protected(sw, o->sub, e, false);
 }
 
+/* Takes a token for resending seq unless the budget is spent or seq was
+ * resent within RTX_REPEAT_MS. */
+static bool rtx_allowed(struct out *o, uint16_t seq, uint64_t now)
+{
+	for (unsigned i = 0; i < RTX_RECENT; i++)
+		if (o->rtx_recent[i] == seq && o->rtx_recent_ms[i] &&
+		    now - o->rtx_recent_ms[i] < RTX_REPEAT_MS)
+			return false;
+	uint64_t refill = (now - o->rtx_refill_ms) * RTX_PER_SEC / 1000;
+	if (refill) {
+		o->rtx_tokens = (uint32_t)(o->rtx_tokens + refill > RTX_BURST
+						   ? RTX_BURST
+						   : o->rtx_tokens + refill);
+		o->rtx_refill_ms = now;
+	}
+	if (o->rtx_tokens == 0)
+		return false;
+	o->rtx_tokens--;
+	o->rtx_recent[o->rtx_recent_pos] = seq;
+	o->rtx_recent_ms[o->rtx_recent_pos] = now;
+	o->rtx_recent_pos = (o->rtx_recent_pos + 1) % RTX_RECENT;
+	return true;
+}
+
 /* RFC 4585 6.2.1: resend what the cache still holds: on the RTX stream
  * when negotiated, else as it was sent. */
 static void answer_nack(struct cv_switch *sw, struct out *o,
@@ -514,6 +557,10 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 		    cv_nack_cache_get(o->track->cache, in_seq, now,
 				      NACK_MAX_AGE_MS, &cached, &len) != 0)
 			continue;
+		if (!rtx_allowed(o, lost[i], now)) {
+			count(&sw->stats.rtx_suppressed, 1);
+			continue;
+		}
 		struct cv_rtp_hdr h;
 		if (cv_rtp_parse(cached, len, &h) != 0)
 			continue;
@@ -705,18 +752,29 @@ static void hook_send(void *arg, struct cv_transport *t, const uint8_t *buf,
 	egress(sw, pkt);
 }
 
-static void hook_address_changed(void *arg, struct cv_transport *t,
-				 const struct sockaddr_storage *old_addr,
-				 const struct sockaddr_storage *new_addr)
+/*
+ * A transport's peer address changed. An address already mapped to
+ * another transport is refused: a client that spoofs someone else's
+ * source address in its own valid checks must not take their media.
+ */
+static int hook_address_changed(void *arg, struct cv_transport *t,
+				const struct sockaddr_storage *old_addr,
+				const struct sockaddr_storage *new_addr)
 {
 	struct cv_switch *sw = arg;
 	struct port *p = port_by_id(sw, cv_transport_id(t));
 	if (!p)
-		return;
+		return -ENOENT;
+	struct port *owner = cv_addr_map_get(&sw->addrs, new_addr);
+	if (owner && owner != p) {
+		drop(sw, CV_DROP_ADDRESS_IN_USE);
+		return -EADDRINUSE;
+	}
+	if (cv_addr_map_put(&sw->addrs, new_addr, p) != 0)
+		return -ENOMEM;
 	if (old_addr)
 		cv_addr_map_del(&sw->addrs, old_addr, p);
-	if (cv_addr_map_put(&sw->addrs, new_addr, p) != 0)
-		drop(sw, CV_DROP_NO_BUFFER); /* out of memory: unreachable */
+	return 0;
 }
 
 static void hook_state(void *arg, struct cv_transport *t,
@@ -779,7 +837,11 @@ static void send_sender_report(struct cv_switch *sw, struct out *o,
 	uint64_t secs = wall_ms / 1000 + 2208988800u;
 	uint64_t frac = ((wall_ms % 1000) << 32) / 1000;
 	sr.ntp = (secs << 32) | frac;
-	sr.rtp_ts = o->last_ts;
+	/* RFC 3550 6.4.1: the RTP time of the same instant as the NTP time:
+	 * the last packet's timestamp moved on by the time since it left. */
+	uint32_t rate = o->track->spec.clock_rate;
+	uint64_t since_us = cv_loop_now_us(sw->loop) - o->last_arrival_us;
+	sr.rtp_ts = o->last_ts + (uint32_t)(since_us * rate / 1000000u);
 	sr.pkt_count = (uint32_t)o->packets;
 	sr.octet_count = (uint32_t)o->octets;
 	int n = cv_rtcp_write_sr(pkt->data, cv_pkt_tailroom(pkt), &sr, NULL, 0);
@@ -914,6 +976,8 @@ static void do_subscribe(struct cv_switch *sw, const struct cv_sub_spec *spec)
 	RAND_bytes((unsigned char *)&o->seq_delta, sizeof(o->seq_delta));
 	RAND_bytes((unsigned char *)&o->ts_delta, sizeof(o->ts_delta));
 	RAND_bytes((unsigned char *)&o->rtx_seq, sizeof(o->rtx_seq));
+	o->rtx_tokens = RTX_BURST;
+	o->rtx_refill_ms = cv_loop_now_ms(sw->loop);
 	if (PUSH(t->outs, t->n_outs, t->cap_outs, o) != 0) {
 		free(o);
 		return;

@@ -204,12 +204,12 @@ int cv_transport_handle_stun(struct cv_transport *t, const struct cv_pkt *pkt,
 		t->hooks.send(t->hooks.arg, t, resp, resp_len, &pkt->addr);
 	const struct sockaddr_storage *sel = cv_ice_lite_selected(t->ice);
 	if (sel && (!t->have_peer || !cv_sockaddr_equal(sel, &t->peer))) {
-		struct sockaddr_storage old = t->peer;
-		bool had_peer = t->have_peer;
-		t->peer = *sel;
-		t->have_peer = true;
-		t->hooks.address_changed(t->hooks.arg, t,
-					 had_peer ? &old : NULL, &t->peer);
+		if (t->hooks.address_changed(t->hooks.arg, t,
+					     t->have_peer ? &t->peer : NULL,
+					     sel) == 0) {
+			t->peer = *sel;
+			t->have_peer = true;
+		}
 	}
 	arm_timer(t);
 	if (rc != 0) {

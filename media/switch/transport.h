@@ -20,10 +20,14 @@ struct cv_transport_hooks {
 	/* Sends bytes (STUN answer, DTLS record) to addr; the callee copies. */
 	void (*send)(void *arg, struct cv_transport *t, const uint8_t *buf,
 		     size_t len, const struct sockaddr_storage *addr);
-	/* ICE selected (old_addr NULL) or changed the peer's address. */
-	void (*address_changed)(void *arg, struct cv_transport *t,
-				const struct sockaddr_storage *old_addr,
-				const struct sockaddr_storage *new_addr);
+	/*
+	 * ICE selected (old_addr NULL) or changed the peer's address.
+	 * Returns 0 to accept; non-zero refuses (the address belongs to
+	 * another transport) and the transport keeps its previous peer.
+	 */
+	int (*address_changed)(void *arg, struct cv_transport *t,
+			       const struct sockaddr_storage *old_addr,
+			       const struct sockaddr_storage *new_addr);
 	void (*state)(void *arg, struct cv_transport *t,
 		      enum cv_transport_state st);
 	void *arg;

@@ -146,9 +146,9 @@ static const struct key_def defs[CV_CFGK_COUNT] = {
 	[CV_CFGK_POOL_PACKETS_PER_WORKER] = RANGE("pool.packets_per_worker",
 		"8192", 256, 1048576, "Packet buffers in each worker's pool."),
 	[CV_CFGK_SWITCH_NACK_CACHE_PACKETS] = RANGE("switch.nack_cache_packets",
-		"512", 0, 32768,
+		"512", 0, 1024,
 		"Packets kept per video track to answer NACKs; 0 = no "
-		"retransmission."),
+		"retransmission (at most the SRTP replay window, 1024)."),
 	[CV_CFGK_SWITCH_PLI_MIN_INTERVAL_MS] = RANGE(
 		"switch.pli_min_interval_ms", "500", 0, 60000,
 		"Shortest interval between PLI/FIR forwarded to one "

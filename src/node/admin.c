@@ -31,6 +31,9 @@ struct figure {
 static double switch_sum(struct cv_node *n, size_t offset)
 {
 	double sum = 0;
+	/* start_lock: a stopping worker clears wref[i].sw under it before
+	 * destroying its switch. */
+	pthread_mutex_lock(&n->start_lock);
 	for (unsigned i = 0; i < n->n_workers; i++) {
 		struct cv_switch_stats st;
 		if (!n->wref[i].sw)
@@ -38,6 +41,7 @@ static double switch_sum(struct cv_node *n, size_t offset)
 		cv_switch_get_stats(n->wref[i].sw, &st);
 		sum += (double)*(const uint64_t *)((const char *)&st + offset);
 	}
+	pthread_mutex_unlock(&n->start_lock);
 	return sum;
 }
 
@@ -119,6 +123,10 @@ int cv_admin_init(struct cv_admin *a, struct cv_node *node)
 		 "Packets re-sent from the NACK cache", SW(rtx_sent), false},
 		{"conclave_pli_sent_total", "PLIs sent to publishers",
 		 SW(pli_sent), false},
+		{"conclave_retransmissions_suppressed_total",
+		 "NACKed packets not resent: over a subscriber's budget or "
+		 "resent moments ago",
+		 SW(rtx_suppressed), false},
 		{"conclave_nack_sent_total",
 		 "Sequence numbers NACKed to publishers", SW(nack_sent), false},
 		{"conclave_rtx_recovered_total",

@@ -59,9 +59,8 @@ static void random_id(char *out, size_t cap, char prefix)
 
 static void send_json(struct cv_node *n, uint64_t conn, char *json)
 {
-	if (!json)
-		return;
-	cv_ws_send(n->ws, conn, json);
+	if (json && n->ws)
+		cv_ws_send(n->ws, conn, json);
 	free(json);
 }
 
@@ -74,9 +73,8 @@ static void send_error(struct cv_node *n, uint64_t conn, int64_t id,
 static void broadcast(struct cv_node *n, struct room *r,
 		      const struct participant *except, char *json)
 {
-	if (!json)
-		return;
-	for (struct participant *p = r->members; p; p = p->next_in_room)
+	for (struct participant *p = r->members; json && n->ws && p;
+	     p = p->next_in_room)
 		if (p != except)
 			cv_ws_send(n->ws, p->conn_id, json);
 	free(json);
@@ -505,10 +503,13 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 	n->stats.joins++;
 
 	/* The joined reply lists everyone else and every track. */
-	struct cv_msg_participant parts[64];
-	struct cv_msg_track_info tracks[128];
 	size_t np = 0, nt = 0;
-	for (struct participant *q = r->members; q && np < 64;
+	for (struct track *t = r->tracks; t; t = t->next)
+		nt++;
+	struct cv_msg_participant *parts = calloc(r->n_members, sizeof(*parts));
+	struct cv_msg_track_info *tracks = calloc(nt + 1, sizeof(*tracks));
+	nt = 0;
+	for (struct participant *q = r->members; parts && q;
 	     q = q->next_in_room) {
 		if (q == p)
 			continue;
@@ -516,10 +517,16 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 		parts[np].name = q->name[0] ? q->name : NULL;
 		np++;
 	}
-	for (struct track *t = r->tracks; t && nt < 128; t = t->next)
+	for (struct track *t = r->tracks; tracks && t; t = t->next)
 		tracks[nt++] = track_info(t);
-	send_json(n, conn,
-		  cv_msg_joined(m->id, p->id, r->name, parts, np, tracks, nt));
+	if (parts && tracks)
+		send_json(n, conn,
+			  cv_msg_joined(m->id, p->id, r->name, parts, np,
+					tracks, nt));
+	else
+		send_error(n, conn, m->id, "internal", "out of memory");
+	free(parts);
+	free(tracks);
 	struct cv_msg_participant me = {.id = p->id,
 					.name = p->name[0] ? p->name : NULL};
 	broadcast(n, r, p, cv_msg_participant_joined(&me));
@@ -551,6 +558,45 @@ static int fill_transport_spec(struct cv_transport_spec *spec, uint64_t id,
 					 strlen(fpstr));
 }
 
+/*
+ * Ceilings per participant: each video track holds a NACK cache (~0.75 MB
+ * by default), so one token must not reserve unbounded memory. Camera,
+ * microphone, screen and screen audio fit.
+ */
+#define MAX_TRACKS_PER_PARTICIPANT	 6
+#define MAX_VIDEO_TRACKS_PER_PARTICIPANT 3
+
+static bool track_allowed(const struct participant *p,
+			  const struct cv_sdp_pub_mline *ml)
+{
+	unsigned all = 0, video = 0;
+	for (const struct track *t = p->room->tracks; t; t = t->next) {
+		if (t->owner != p)
+			continue;
+		all++;
+		video += t->video;
+	}
+	if (all >= MAX_TRACKS_PER_PARTICIPANT ||
+	    (ml->kind == CV_SDP_KIND_VIDEO &&
+	     video >= MAX_VIDEO_TRACKS_PER_PARTICIPANT)) {
+		cv_log(CV_LOG_INFO, CV_LOG_NODE,
+		       "track refused: ceiling reached (participant=%s)",
+		       p->log_id);
+		return false;
+	}
+	return true;
+}
+
+/* The offer's ICE ufrag (session level, or its first m-line's). */
+static bool offer_ufrag_changed(const struct cv_sdp *offer,
+				const struct participant *p)
+{
+	const char *u = offer->ice_ufrag;
+	if (!u && offer->n_media)
+		u = offer->media[0].ice_ufrag;
+	return u && strcmp(u, p->pub_remote_ufrag) != 0;
+}
+
 static void on_publish(struct cv_node *n, struct participant *p,
 		       const struct cv_msg *m)
 {
@@ -570,7 +616,10 @@ static void on_publish(struct cv_node *n, struct participant *p,
 		return;
 	}
 	bool first = p->pub_transport == 0;
-	if (first)
+	/* RFC 8445 9 / RFC 8839 4.4.1.1.1: an ICE restart (the offer has a
+	 * new ufrag) gets new credentials from us too. */
+	bool restart = !first && offer_ufrag_changed(offer, p);
+	if (first || restart)
 		cv_ice_credentials_generate(&p->pub_creds);
 	struct cv_sdp_local local;
 	fill_local(n, p->room, &p->pub_creds, &local);
@@ -603,7 +652,7 @@ static void on_publish(struct cv_node *n, struct participant *p,
 	if (first) {
 		p->pub_transport = spec.id;
 		cv_switch_cmd_add_transport(w, &spec);
-	} else if (strcmp(res->ice_ufrag, p->pub_remote_ufrag) != 0) {
+	} else if (restart) {
 		cv_switch_cmd_restart_ice(w, &spec);
 	}
 	snprintf(p->pub_remote_ufrag, sizeof(p->pub_remote_ufrag), "%s",
@@ -619,7 +668,7 @@ static void on_publish(struct cv_node *n, struct participant *p,
 		if (t && !sending) {
 			track_remove(n, t);
 			changed = true;
-		} else if (!t && sending) {
+		} else if (!t && sending && track_allowed(p, ml)) {
 			track_add(n, p, ml,
 				  source_for(m, ml->mid,
 					     ml->kind == CV_SDP_KIND_VIDEO));
@@ -781,25 +830,54 @@ static void ws_on_close(void *arg, uint64_t conn)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* Worker thread: a transport died; its participant is gone. */
+struct transport_event {
+	struct cv_node *node;
+	uint64_t id;
+	enum cv_transport_state state;
+};
+
+/* Control thread: a transport died; its participant is gone. */
+static void handle_transport_event(void *arg)
+{
+	struct transport_event *ev = arg;
+	struct cv_node *n = ev->node;
+	pthread_mutex_lock(&n->lock);
+	struct participant *p = participant_by_transport(n, ev->id);
+	if (p) {
+		uint64_t conn = p->conn_id;
+		cv_log(CV_LOG_INFO, CV_LOG_NODE,
+		       "transport lost (participant=%s state=%d)", p->log_id,
+		       (int)ev->state);
+		send_error(n, conn, -1, "internal", "media connection lost");
+		participant_remove(n, p);
+		if (n->ws)
+			cv_ws_close(n->ws, conn, 1011);
+	}
+	pthread_mutex_unlock(&n->lock);
+	free(ev);
+}
+
+/*
+ * Worker thread: hands the event to the control thread. A worker never
+ * takes node->lock: the control plane's work (offers, JSON, other rooms)
+ * must not stall the packet path.
+ */
 static void on_transport_state(void *arg, uint64_t id,
 			       enum cv_transport_state st)
 {
 	struct cv_node *n = arg;
 	if (st == CV_TRANSPORT_CONNECTED)
 		return;
-	pthread_mutex_lock(&n->lock);
-	struct participant *p = participant_by_transport(n, id);
-	if (p) {
-		uint64_t conn = p->conn_id;
-		cv_log(CV_LOG_INFO, CV_LOG_NODE,
-		       "transport lost (participant=%s state=%d)", p->log_id,
-		       (int)st);
-		send_error(n, conn, -1, "internal", "media connection lost");
-		participant_remove(n, p);
-		cv_ws_close(n->ws, conn, 1011);
+	struct transport_event *ev = malloc(sizeof(*ev));
+	if (!ev)
+		return;
+	*ev = (struct transport_event){.node = n, .id = id, .state = st};
+	if (cv_worker_post(cv_workers_get(n->control, 0),
+			   handle_transport_event, ev) != 0) {
+		cv_log(CV_LOG_ERROR, CV_LOG_NODE,
+		       "control queue full: transport event lost");
+		free(ev);
 	}
-	pthread_mutex_unlock(&n->lock);
 }
 
 /* ---- start and stop ---- */
@@ -854,8 +932,13 @@ static int load_token_key(struct cv_node *n, char *err, size_t errlen)
 	const char *file = cv_config_str(n->cfg, CV_CFG_TOKEN_SECRET_FILE);
 	if (secret[0]) {
 		n->token_key_len = strlen(secret);
-		if (n->token_key_len > sizeof(n->token_key))
-			n->token_key_len = sizeof(n->token_key);
+		if (n->token_key_len > sizeof(n->token_key)) {
+			snprintf(err, errlen,
+				 "token.secret: longer than %zu "
+				 "bytes",
+				 sizeof(n->token_key));
+			return -EINVAL;
+		}
 		memcpy(n->token_key, secret, n->token_key_len);
 		return 0;
 	}
@@ -923,6 +1006,16 @@ static int start_workers(struct cv_node *n)
 	return err;
 }
 
+/* One thread for control-plane work that workers hand over. */
+static int start_control(struct cv_node *n)
+{
+	struct cv_workers_config cc = {.count = 1, .pool_packets = 1};
+	int err = cv_workers_create(&n->control, &cc);
+	if (!err)
+		err = cv_workers_start(n->control);
+	return err;
+}
+
 static int start_signaling(struct cv_node *n)
 {
 	const struct cv_config *c = n->cfg;
@@ -958,9 +1051,13 @@ static int start_signaling(struct cv_node *n)
 		wc.web_root = NULL;
 	/* The HTTP callbacks take the admin block; messages take the node. */
 	wc.arg = n;
-	int err = cv_ws_server_start(&n->ws, &wc);
+	struct cv_ws_server *ws;
+	int err = cv_ws_server_start(&ws, &wc);
 	if (err)
 		return err;
+	pthread_mutex_lock(&n->lock);
+	n->ws = ws;
+	pthread_mutex_unlock(&n->lock);
 	snprintf(n->url, sizeof(n->url), "http://%s:%u/", wc.address,
 		 cv_ws_server_port(n->ws));
 	return 0;
@@ -1019,8 +1116,8 @@ int cv_node_start(struct cv_node **out, const struct cv_config *cfg)
 		goto fail;
 	}
 	if ((err = announce_address(n)) || (err = load_certificate(n)) ||
-	    (err = cv_admin_init(&n->admin, n)) || (err = start_workers(n)) ||
-	    (err = start_signaling(n))) {
+	    (err = cv_admin_init(&n->admin, n)) || (err = start_control(n)) ||
+	    (err = start_workers(n)) || (err = start_signaling(n))) {
 		cv_log(CV_LOG_ERROR, CV_LOG_NODE, "start failed: %s",
 		       cv_strerror(err));
 		goto fail;
@@ -1066,7 +1163,12 @@ void cv_node_stop(struct cv_node *n)
 	/* Signaling first: no more messages, then the media plane. */
 	if (n->ws)
 		cv_ws_server_stop(n->ws);
+	pthread_mutex_lock(&n->lock);
 	n->ws = NULL;
+	pthread_mutex_unlock(&n->lock);
+	/* Transport events still queued, while the workers run. */
+	if (n->control)
+		cv_workers_stop(n->control);
 	pthread_mutex_lock(&n->lock);
 	while (n->rooms)
 		participant_remove(n, n->rooms->members);
@@ -1075,6 +1177,7 @@ void cv_node_stop(struct cv_node *n)
 		cv_workers_stop(n->workers);
 		cv_workers_destroy(n->workers);
 	}
+	cv_workers_destroy(n->control);
 	cv_admin_fini(&n->admin);
 	free(n->wref);
 	cv_dtls_ctx_unref(n->dtls);

@@ -80,6 +80,7 @@ struct cv_node {
 	pthread_mutex_t lock;
 	const struct cv_config *cfg;
 	struct cv_workers *workers;
+	struct cv_workers *control; /* one thread: events from workers */
 	unsigned n_workers;
 	struct worker_ref *wref;
 	struct cv_ws_server *ws;

@@ -53,8 +53,26 @@ static void test_big_gap_given_up(void)
 		     CV_LOSS_MAX_MISSING);
 }
 
+/* RFC 3550 A.1: a sender that restarts its sequence is followed after two
+ * packets; one stray old packet is not. */
+static void test_restart(void)
+{
+	struct cv_loss_tracker l;
+	cv_loss_init(&l);
+	for (uint16_t s = 5000; s < 5010; s++)
+		cv_loss_update(&l, s, 0);
+	CV_CHECK_INT(cv_loss_update(&l, 5005, 0), CV_LOSS_OLD);
+	CV_CHECK_INT(cv_loss_update(&l, 10, 0), CV_LOSS_OLD);
+	CV_CHECK_INT(cv_loss_update(&l, 5010, 0), CV_LOSS_NEW);
+	CV_CHECK_INT(cv_loss_update(&l, 20, 0), CV_LOSS_OLD);
+	CV_CHECK_INT(cv_loss_update(&l, 21, 0), CV_LOSS_NEW);
+	CV_CHECK_INT(cv_loss_update(&l, 22, 0), CV_LOSS_NEW);
+	CV_CHECK_INT(l.n, 0);
+}
+
 int main(void)
 {
+	test_restart();
 	test_gap_nack_recover();
 	test_big_gap_given_up();
 	return cv_test_done("test_loss");
