@@ -67,8 +67,8 @@ static void test_parser(void)
 		"GET /x HTTP/1.1\r\nBad Name: v\r\n\r\n",
 		"GET /x HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
 		"GET /x HTTP/1.1\r\nA: b\x01\r\n\r\n",
-		"GET /x HTTP/1.1\r\nAuthorization: a\r\n"
-		"Authorization: b\r\n\r\n",
+		("GET /x HTTP/1.1\r\nAuthorization: a\r\n"
+		 "Authorization: b\r\n\r\n"),
 		"GET /x HTTP/1.1\nA: b\r\n\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
