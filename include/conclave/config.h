@@ -45,6 +45,7 @@
 	S(LOG_FILE)                                                            \
 	S(LOG_OBFUSCATION_KEY)                                                 \
 	I(WS_MAX_CONNECTIONS)                                                  \
+	D(WS_JOIN_TIMEOUT_MS)                                                  \
 	I(WS_MAX_MESSAGE_BYTES)                                                \
 	I(WS_RATE_PER_SEC)                                                     \
 	I(WS_RATE_BURST)                                                       \

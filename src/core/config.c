@@ -118,6 +118,10 @@ static const struct key_def defs[CV_CFGK_COUNT] = {
 	[CV_CFGK_WS_MAX_CONNECTIONS] = RANGE("ws.max_connections", "1024", 1,
 		1000000,
 		"Most client WebSocket connections at once; more are refused."),
+	[CV_CFGK_WS_JOIN_TIMEOUT_MS] = RANGE("ws.join_timeout_ms", "10000",
+		1000, 600000,
+		"A client connection that has not joined a room by then is "
+		"closed (1008), so idle sockets cannot crowd out real ones."),
 	[CV_CFGK_WS_MAX_MESSAGE_BYTES] = RANGE("ws.max_message_bytes", "65536",
 		1024, 16 * MIB,
 		"Largest WebSocket message accepted (bigger: closed with "

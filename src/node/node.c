@@ -89,6 +89,17 @@ static struct participant *participant_by_conn(struct cv_node *n, uint64_t conn)
 	return NULL;
 }
 
+/* The connection joined or closed: no join deadline any more. */
+static void pending_remove(struct cv_node *n, uint64_t conn)
+{
+	for (size_t i = 0; i < n->n_pending; i++) {
+		if (n->pending[i].id == conn) {
+			n->pending[i] = n->pending[--n->n_pending];
+			return;
+		}
+	}
+}
+
 static struct worker_ref *room_worker(struct cv_node *n, struct room *r)
 {
 	return &n->wref[r->worker];
@@ -489,6 +500,7 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 		send_error(n, conn, m->id, "internal", "out of memory");
 		return;
 	}
+	pending_remove(n, conn);
 	p->conn_id = conn;
 	p->room = r;
 	p->rights = claims.rights;
@@ -820,10 +832,70 @@ static void ws_on_message(void *arg, uint64_t conn, const struct cv_msg *m)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* ---- connections that never join ---- */
+
+static void ws_on_open(void *arg, uint64_t conn)
+{
+	struct cv_node *n = arg;
+	pthread_mutex_lock(&n->lock);
+	if (n->n_pending == n->cap_pending) {
+		size_t cap = n->cap_pending ? 2 * n->cap_pending : 64;
+		struct pending_conn *p = realloc(n->pending, cap * sizeof(*p));
+		if (!p) {
+			pthread_mutex_unlock(&n->lock);
+			if (n->ws)
+				cv_ws_close(n->ws, conn, 1013);
+			return;
+		}
+		n->pending = p;
+		n->cap_pending = cap;
+	}
+	n->pending[n->n_pending++] = (struct pending_conn){
+		.id = conn,
+		.deadline_ms = cv_clock_now_ms() + n->join_timeout_ms,
+	};
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Control thread, every second: close connections past their deadline. */
+static void on_join_timer(void *arg)
+{
+	struct cv_node *n = arg;
+	uint64_t now = cv_clock_now_ms();
+	pthread_mutex_lock(&n->lock);
+	for (size_t i = 0; i < n->n_pending;) {
+		if (n->pending[i].deadline_ms > now) {
+			i++;
+			continue;
+		}
+		if (n->ws)
+			cv_ws_close(n->ws, n->pending[i].id, 1008);
+		n->pending[i] = n->pending[--n->n_pending];
+	}
+	pthread_mutex_unlock(&n->lock);
+	struct cv_loop *loop = cv_worker_loop(cv_workers_get(n->control, 0));
+	cv_timer_start(loop, &n->join_timer, cv_loop_now_ms(loop) + 1000);
+}
+
+static void start_join_timer(void *arg)
+{
+	struct cv_node *n = arg;
+	cv_timer_init(&n->join_timer, on_join_timer, n);
+	on_join_timer(n);
+}
+
+static void stop_join_timer(void *arg)
+{
+	struct cv_node *n = arg;
+	cv_timer_stop(cv_worker_loop(cv_workers_get(n->control, 0)),
+		      &n->join_timer);
+}
+
 static void ws_on_close(void *arg, uint64_t conn)
 {
 	struct cv_node *n = arg;
 	pthread_mutex_lock(&n->lock);
+	pending_remove(n, conn);
 	struct participant *p = participant_by_conn(n, conn);
 	if (p)
 		participant_remove(n, p);
@@ -1013,6 +1085,9 @@ static int start_control(struct cv_node *n)
 	int err = cv_workers_create(&n->control, &cc);
 	if (!err)
 		err = cv_workers_start(n->control);
+	if (!err)
+		err = cv_worker_post(cv_workers_get(n->control, 0),
+				     start_join_timer, n);
 	return err;
 }
 
@@ -1041,6 +1116,7 @@ static int start_signaling(struct cv_node *n)
 				.max_connections = (uint32_t)cv_config_int(
 					c, CV_CFG_WS_MAX_CONNECTIONS),
 			},
+		.on_open = ws_on_open,
 		.on_message = ws_on_message,
 		.on_close = ws_on_close,
 		.http = dev ? cv_admin_dev_http : NULL,
@@ -1108,6 +1184,8 @@ int cv_node_start(struct cv_node **out, const struct cv_config *cfg)
 	n->max_participants =
 		(unsigned)cv_config_int(cfg, CV_CFG_ROOM_MAX_PARTICIPANTS);
 	n->max_rooms = (unsigned)cv_config_int(cfg, CV_CFG_ROOM_MAX_ROOMS);
+	n->join_timeout_ms =
+		(uint64_t)cv_config_ms(cfg, CV_CFG_WS_JOIN_TIMEOUT_MS);
 	RAND_bytes((unsigned char *)&n->session_id, sizeof(n->session_id));
 	n->session_id &= 0x7fffffffffffffffull;
 	int err = load_token_key(n, err_text, sizeof(err_text));
@@ -1167,8 +1245,11 @@ void cv_node_stop(struct cv_node *n)
 	n->ws = NULL;
 	pthread_mutex_unlock(&n->lock);
 	/* Transport events still queued, while the workers run. */
-	if (n->control)
+	if (n->control) {
+		cv_worker_post(cv_workers_get(n->control, 0), stop_join_timer,
+			       n);
 		cv_workers_stop(n->control);
+	}
 	pthread_mutex_lock(&n->lock);
 	while (n->rooms)
 		participant_remove(n, n->rooms->members);
@@ -1178,6 +1259,7 @@ void cv_node_stop(struct cv_node *n)
 		cv_workers_destroy(n->workers);
 	}
 	cv_workers_destroy(n->control);
+	free(n->pending);
 	cv_admin_fini(&n->admin);
 	free(n->wref);
 	cv_dtls_ctx_unref(n->dtls);

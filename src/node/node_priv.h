@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "conclave/ice.h"
+#include "conclave/loop.h"
 #include "conclave/msg.h"
 #include "conclave/sdp.h"
 #include "src/node/admin.h"
@@ -81,6 +82,14 @@ struct cv_node {
 	const struct cv_config *cfg;
 	struct cv_workers *workers;
 	struct cv_workers *control; /* one thread: events from workers */
+	/* Connections not joined yet, with their deadline (control timer). */
+	struct pending_conn {
+		uint64_t id;
+		uint64_t deadline_ms;
+	} * pending;
+	size_t n_pending, cap_pending;
+	uint64_t join_timeout_ms;
+	struct cv_timer join_timer; /* on the control thread's loop */
 	unsigned n_workers;
 	struct worker_ref *wref;
 	struct cv_ws_server *ws;
