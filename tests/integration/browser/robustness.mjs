@@ -38,7 +38,7 @@ function garbage() {
 }
 
 runTest('robustness', async (t) => {
-  const node = await t.startNode({ extraArgs: ['--node.workers=1'] });
+  const node = await t.startNode({ extraArgs: ['--node.workers=1', '--ws.join_timeout_ms=3000'] });
   const browser = await t.launchBrowser();
   const room = roomName('robust');
   const pages = [];
@@ -97,6 +97,18 @@ runTest('robustness', async (t) => {
     };
     return res;
   }, { timeoutMs: 10000 });
+
+  // A socket that never joins is closed at the join deadline (1008).
+  const idle = await pages[1].page.evaluate(async (url) => {
+    const sock = new WebSocket(url.replace('http', 'ws') + 'ws', 'conclave.v1');
+    const opened = Date.now();
+    const code = await new Promise((res) => {
+      sock.onclose = (e) => res(e.code);
+      setTimeout(res, 10000, 'still open');
+    });
+    return { code, afterMs: Date.now() - opened };
+  }, node.url);
+  t.check(idle.code === 1008 && idle.afterMs >= 2500, 'a socket that never joins is closed after ws.join_timeout_ms', idle);
 
   t.check(node.running, 'the node survived');
   await expectMedia(t, allPairs(pages), { timeoutMs: 20000 });
