@@ -124,6 +124,17 @@ int cv_srtp_sessions_from_dtls(uint16_t profile_id, const uint8_t *material,
 			       struct cv_srtp **inbound,
 			       struct cv_srtp **outbound);
 
+/*
+ * Most sender SSRCs one inbound session keeps state for. A packet from
+ * one more is refused (CV_ETOOBIG) before it reaches libsrtp; forget the
+ * SSRCs the caller does not want (cv_srtp_forget) to make room.
+ */
+#define CV_SRTP_MAX_STREAMS 32
+
+/* Drops the inbound state of ssrc (an SSRC the caller does not accept).
+ * Harmless for an unknown SSRC. Thread: the session's. */
+void cv_srtp_forget(struct cv_srtp *s, uint32_t ssrc);
+
 /* Frees the session and wipes its keys; NULL is a no-op. */
 void cv_srtp_destroy(struct cv_srtp *s);
 

@@ -38,6 +38,7 @@ struct cv_worker;
 	X(SRTP_AUTH, "srtp_auth")                                              \
 	X(SRTP_REPLAY, "srtp_replay")                                          \
 	X(SRTP_OTHER, "srtp_other")                                            \
+	X(SRTP_TOO_MANY_SSRCS, "srtp_too_many_ssrcs")                          \
 	X(RTP_MALFORMED, "rtp_malformed")                                      \
 	X(RTCP_MALFORMED, "rtcp_malformed")                                    \
 	X(UNKNOWN_SSRC, "unknown_ssrc")                                        \

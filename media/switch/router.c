@@ -456,10 +456,14 @@ static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
 	struct in_track *t = find_in_track(p, &h);
 	if (!t || h.pt != t->spec.pt) {
 		struct in_track *r = track_by_rtx(p, &h);
-		if (r)
+		if (r) {
 			on_publisher_rtx(sw, r, &h, pkt->arrival_us);
-		else
+		} else {
+			/* Not announced: free its SRTP state at once, so
+			 * made-up SSRCs cannot pile up in libsrtp. */
 			drop(sw, CV_DROP_UNKNOWN_SSRC);
+			cv_transport_forget_ssrc(p->t, h.ssrc);
+		}
 		return;
 	}
 	if (t->spec.video) {
@@ -572,15 +576,32 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 	}
 }
 
+/* RFC 5104 4.3.1.2: a FIR's media SSRC field is 0; each FCI entry names
+ * the stream it wants a keyframe of. */
+static void on_fir(struct cv_switch *sw, struct port *p,
+		   const struct cv_rtcp_pkt *r)
+{
+	for (size_t i = 0; i < r->u.fir.entry_count; i++) {
+		struct cv_rtcp_fir_entry e;
+		cv_rtcp_fir_entry(r, i, &e);
+		struct out *o = out_by_ssrc(p, e.ssrc);
+		if (o)
+			request_keyframe(sw, o->track);
+	}
+}
+
 static void on_feedback(struct cv_switch *sw, struct port *p,
 			const struct cv_rtcp_pkt *r)
 {
+	if (r->kind == CV_RTCP_KIND_FIR) {
+		on_fir(sw, p, r);
+		return;
+	}
 	struct out *o = out_by_ssrc(p, r->media_ssrc);
 	if (!o)
 		return;
 	switch (r->kind) {
 	case CV_RTCP_KIND_PLI:
-	case CV_RTCP_KIND_FIR:
 		request_keyframe(sw, o->track);
 		break;
 	case CV_RTCP_KIND_NACK:
@@ -880,6 +901,9 @@ static void out_destroy(struct out *o)
 
 static void track_destroy(struct in_track *t)
 {
+	cv_transport_forget_ssrc(t->pub->t, t->spec.ssrc);
+	if (t->spec.rtx_ssrc)
+		cv_transport_forget_ssrc(t->pub->t, t->spec.rtx_ssrc);
 	while (t->n_outs)
 		out_destroy(t->outs[0]);
 	REMOVE(t->pub->tracks, t->pub->n_tracks, t);

@@ -229,6 +229,12 @@ void cv_transport_handle_dtls(struct cv_transport *t, const struct cv_pkt *pkt,
 		arm_timer(t);
 }
 
+void cv_transport_forget_ssrc(struct cv_transport *t, uint32_t ssrc)
+{
+	if (t->srtp_in)
+		cv_srtp_forget(t->srtp_in, ssrc);
+}
+
 int cv_transport_unprotect(struct cv_transport *t, struct cv_pkt *pkt,
 			   bool rtcp, enum cv_drop *why)
 {
@@ -242,6 +248,7 @@ int cv_transport_unprotect(struct cv_transport *t, struct cv_pkt *pkt,
 		return 0;
 	*why = rc == CV_EINTEGRITY ? CV_DROP_SRTP_AUTH
 	       : rc == CV_EREPLAY  ? CV_DROP_SRTP_REPLAY
+	       : rc == CV_ETOOBIG  ? CV_DROP_SRTP_TOO_MANY_SSRCS
 				   : CV_DROP_SRTP_OTHER;
 	return -1;
 }

@@ -64,6 +64,10 @@ int cv_transport_handle_stun(struct cv_transport *t, const struct cv_pkt *pkt,
 void cv_transport_handle_dtls(struct cv_transport *t, const struct cv_pkt *pkt,
 			      uint64_t now_ms);
 
+/* Drops the inbound SRTP state of an SSRC the switch does not accept (or
+ * no longer forwards), so that it does not use up the session's ceiling. */
+void cv_transport_forget_ssrc(struct cv_transport *t, uint32_t ssrc);
+
 /*
  * Unprotects SRTP or SRTCP in place. Returns 0, or -1 with *why set.
  */

@@ -14,9 +14,14 @@
 #include "conclave/err.h"
 #include "sdp_util.h"
 
-#define FB_KEPT                                                                \
-	(CV_SDP_FB_NACK | CV_SDP_FB_NACK_PLI | CV_SDP_FB_CCM_FIR |             \
-	 CV_SDP_FB_TRANSPORT_CC | CV_SDP_FB_GOOG_REMB)
+/*
+ * Feedback the node really gives a publisher: NACK, PLI, FIR. Not
+ * transport-cc nor goog-remb: the node generates neither yet, and
+ * agreeing to them would leave the browser's bandwidth estimator waiting
+ * for feedback that never comes (it then falls back to loss-based
+ * estimation from our receiver reports).
+ */
+#define FB_KEPT (CV_SDP_FB_NACK | CV_SDP_FB_NACK_PLI | CV_SDP_FB_CCM_FIR)
 
 static bool allowed(const struct cv_sdp_local *l, unsigned codec)
 {
@@ -138,8 +143,7 @@ static void pick_extensions(const struct cv_sdp_media *m,
 			ml->ext_mid = e->id;
 		else if (!strcmp(e->uri, CV_SDP_URI_ABS_SEND_TIME))
 			ml->ext_abs_send_time = e->id;
-		else if (!strcmp(e->uri, CV_SDP_URI_TWCC))
-			ml->ext_twcc = e->id;
+		/* transport-wide-cc: not taken, see FB_KEPT. */
 		else if (!strcmp(e->uri, CV_SDP_URI_AUDIO_LEVEL) &&
 			 m->kind == CV_SDP_KIND_AUDIO)
 			ml->ext_audio_level = e->id;

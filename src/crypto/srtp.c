@@ -2,6 +2,7 @@
  * SRTP sessions over libsrtp2: one srtp_t per direction of a transport.
  * libsrtp's statuses are translated here and nowhere else.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -220,7 +221,49 @@ struct cv_srtp {
 	enum cv_srtp_direction dir;
 	uint8_t rtp_trailer;
 	uint8_t rtcp_trailer;
+	/*
+	 * Inbound: the sender SSRCs libsrtp holds a stream for. libsrtp
+	 * (ssrc_any_inbound) would add one per SSRC that authenticates,
+	 * without limit; a peer with valid keys could grow it at will.
+	 */
+	uint32_t ssrcs[CV_SRTP_MAX_STREAMS];
+	unsigned n_ssrcs;
 };
+
+static uint32_t be32_at(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* May a packet from ssrc reach libsrtp? Known, or room for one more. */
+static bool inbound_admit(const struct cv_srtp *s, uint32_t ssrc)
+{
+	for (unsigned i = 0; i < s->n_ssrcs; i++)
+		if (s->ssrcs[i] == ssrc)
+			return true;
+	return s->n_ssrcs < CV_SRTP_MAX_STREAMS;
+}
+
+static void inbound_note(struct cv_srtp *s, uint32_t ssrc)
+{
+	for (unsigned i = 0; i < s->n_ssrcs; i++)
+		if (s->ssrcs[i] == ssrc)
+			return;
+	if (s->n_ssrcs < CV_SRTP_MAX_STREAMS)
+		s->ssrcs[s->n_ssrcs++] = ssrc;
+}
+
+void cv_srtp_forget(struct cv_srtp *s, uint32_t ssrc)
+{
+	for (unsigned i = 0; i < s->n_ssrcs; i++) {
+		if (s->ssrcs[i] == ssrc) {
+			s->ssrcs[i] = s->ssrcs[--s->n_ssrcs];
+			srtp_remove_stream(s->ctx, htonl(ssrc));
+			return;
+		}
+	}
+}
 
 static int translate(srtp_err_status_t st)
 {
@@ -393,10 +436,14 @@ int cv_srtp_unprotect(struct cv_srtp *s, uint8_t *buf, size_t *len)
 	hdr = rtp_header_len(buf, *len);
 	if (hdr < 0 || *len - (size_t)hdr < s->rtp_trailer)
 		return CV_EPARSE;
+	uint32_t ssrc = be32_at(buf + 8);
+	if (!inbound_admit(s, ssrc))
+		return CV_ETOOBIG;
 	n = (int)*len;
 	err = translate(srtp_unprotect(s->ctx, buf, &n));
 	if (err)
 		return err;
+	inbound_note(s, ssrc);
 	*len = (size_t)n;
 	return 0;
 }
@@ -433,10 +480,14 @@ int cv_srtp_unprotect_rtcp(struct cv_srtp *s, uint8_t *buf, size_t *len)
 		return CV_ETOOBIG;
 	if (!rtcp_header_ok(buf, *len) || *len - 8 < s->rtcp_trailer)
 		return CV_EPARSE;
+	uint32_t ssrc = be32_at(buf + 4);
+	if (!inbound_admit(s, ssrc))
+		return CV_ETOOBIG;
 	n = (int)*len;
 	err = translate(srtp_unprotect_rtcp(s->ctx, buf, &n));
 	if (err)
 		return err;
+	inbound_note(s, ssrc);
 	*len = (size_t)n;
 	return 0;
 }

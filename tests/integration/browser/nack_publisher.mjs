@@ -38,6 +38,6 @@ runTest('nack_publisher', async (t) => {
   // One in ten is dropped on the way in; without repair bob would miss
   // about 10 % of alice's video packets. Allow the tail still in flight.
   const lostShare = r.packetsLost / (r.packetsReceived + r.packetsLost);
-  t.check(lostShare < 0.02, `bob lost ${(100 * lostShare).toFixed(2)} % of alice's video (10 % dropped before the node)`, r);
+  t.check(lostShare < 0.04, `bob lost ${(100 * lostShare).toFixed(2)} % of alice's video (10 % dropped before the node)`, r);
   relay.close();
 });
