@@ -1,8 +1,8 @@
 /*
- * conclave-kms: the security realm's daemon. This first slice loads its
- * configuration, master key and certificate, opens (and migrates) its
- * database and serves the admin API until SIGTERM or SIGINT. SIGHUP
- * reopens the log file.
+ * conclave-kms: the security realm's daemon. It loads its configuration,
+ * master key and certificate, opens (and migrates) its database, serves
+ * the admin API and the client-KMS channel (kms/channel.h) until SIGTERM
+ * or SIGINT. SIGHUP reopens the log file.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,11 +18,93 @@
 #include "conclave/err.h"
 #include "conclave/log.h"
 #include "kms/admin.h"
+#include "kms/channel.h"
 #include "kms/config.h"
 #include "kms/files.h"
 #include "kms/store.h"
 
-#define PATH_BYTES 4096
+#define PATH_BYTES	 4096
+#define TOKEN_SECRET_MAX 512
+
+/*
+ * The channel's settings. They belong in kms/config.c's key table; until
+ * they are there, main() takes them as `--channel.KEY=VALUE` (or
+ * `--channel.KEY VALUE`) flags and removes them before the config parser
+ * sees the rest. No token secret file = no channel.
+ */
+enum { CH_ADDRESS, CH_PORT, CH_SECRET_FILE, CH_ISSUER, CH_AUDIENCE, CH_N };
+static const char *const channel_keys[CH_N] = {
+	"channel.address",	     "channel.port",
+	"channel.token_secret_file", "channel.token_issuer",
+	"channel.token_audience",
+};
+
+struct channel_cfg {
+	const char *v[CH_N]; /* borrowed from argv, or defaults */
+};
+
+/* Removes the --channel.* flags from argv into *cc; returns the new argc
+ * or -1 (message on stderr). */
+static int take_channel_args(int argc, char **argv, struct channel_cfg *cc)
+{
+	cc->v[CH_ADDRESS] = "127.0.0.1";
+	cc->v[CH_PORT] = "8447";
+	cc->v[CH_SECRET_FILE] = "";
+	cc->v[CH_ISSUER] = "";
+	cc->v[CH_AUDIENCE] = CV_KMS_TOKEN_AUDIENCE_DEFAULT;
+	int n = 1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int k = -1;
+		size_t kl = 0;
+		for (int j = 0; j < CH_N && strncmp(a, "--", 2) == 0; j++) {
+			kl = strlen(channel_keys[j]);
+			if (strncmp(a + 2, channel_keys[j], kl) == 0 &&
+			    (a[2 + kl] == '=' || a[2 + kl] == '\0')) {
+				k = j;
+				break;
+			}
+		}
+		if (k < 0) {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (a[2 + kl] == '=') {
+			cc->v[k] = a + 3 + kl;
+		} else if (i + 1 < argc) {
+			cc->v[k] = argv[++i];
+		} else {
+			fprintf(stderr, "conclave-kms: %s needs a value\n", a);
+			return -1;
+		}
+	}
+	argv[n] = NULL;
+	return n;
+}
+
+/* The KMS token secret: the file's bytes without a trailing newline, at
+ * least CV_KMS_TOKEN_SECRET_MIN_BYTES, mode 0600 or stricter. */
+static int read_token_secret(const char *path, struct cv_secret *out)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -errno;
+	if (st.st_mode & 077)
+		return -EACCES;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	uint8_t buf[TOKEN_SECRET_MAX + 1];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	int err = n < CV_KMS_TOKEN_SECRET_MIN_BYTES || n > TOKEN_SECRET_MAX
+			  ? -EINVAL
+			  : cv_secret_set(out, buf, n);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return err;
+}
 
 static int read_token_file(const char *path, char *out, size_t cap)
 {
@@ -68,8 +150,56 @@ struct daemon {
 	EVP_PKEY *cert_key;
 	struct cv_kms_store *store;
 	struct cv_kms_admin *admin;
+	struct cv_kms_channel *channel;
+	struct channel_cfg ch;
 	char token[512];
 };
+
+static int start_channel(struct daemon *d, const char *db)
+{
+	const char *sf = d->ch.v[CH_SECRET_FILE];
+	if (!sf[0]) {
+		cv_log(CV_LOG_INFO, CV_LOG_KMS,
+		       "channel: off (no channel.token_secret_file)");
+		return 0;
+	}
+	char *end = NULL;
+	long port = strtol(d->ch.v[CH_PORT], &end, 10);
+	if (!end || *end || port < 0 || port > 65535 ||
+	    !d->ch.v[CH_ISSUER][0]) {
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS,
+		       "channel: bad channel.port or no channel.token_issuer");
+		return -EINVAL;
+	}
+	struct cv_secret secret = {0};
+	int err = read_token_secret(sf, &secret);
+	if (err) {
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS, "channel: token secret: %s",
+		       cv_strerror(err));
+		return err;
+	}
+	struct cv_kms_channel_opts co = {
+		.store = d->store,
+		.database = db,
+		.cert_key = d->cert_key,
+		.token_secret = &secret,
+		.token_issuer = d->ch.v[CH_ISSUER],
+		.token_audience = d->ch.v[CH_AUDIENCE],
+	};
+	err = cv_kms_channel_create(&d->channel, &co);
+	cv_secret_wipe(&secret);
+	if (!err)
+		err = cv_kms_channel_listen(d->channel, d->ch.v[CH_ADDRESS],
+					    (uint16_t)port);
+	if (err) {
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS, "channel: %s",
+		       cv_strerror(err));
+		return err;
+	}
+	cv_log(CV_LOG_INFO, CV_LOG_KMS, "channel ready (address=%s:%u)",
+	       d->ch.v[CH_ADDRESS], cv_kms_channel_port(d->channel));
+	return 0;
+}
 
 static int start(struct daemon *d)
 {
@@ -146,6 +276,8 @@ static int start(struct daemon *d)
 		       cv_strerror(err));
 		return err;
 	}
+	if ((err = start_channel(d, db)))
+		return err;
 	cv_log(CV_LOG_INFO, CV_LOG_KMS,
 	       "ready (backend=%s database=%s schema=%d admin=%s:%u "
 	       "cert=%s)",
@@ -157,6 +289,7 @@ static int start(struct daemon *d)
 
 static void stop(struct daemon *d)
 {
+	cv_kms_channel_destroy(d->channel);
 	cv_kms_admin_stop(d->admin);
 	cv_kms_store_close(d->store);
 	X509_free(d->cert);
@@ -172,6 +305,11 @@ int main(int argc, char **argv)
 	if (cv_kms_config_init(&d.cfg)) {
 		fprintf(stderr, "conclave-kms: out of memory\n");
 		return 1;
+	}
+	argc = take_channel_args(argc, argv, &d.ch);
+	if (argc < 0) {
+		cv_kms_config_fini(&d.cfg);
+		return 2;
 	}
 	int rc = cv_kms_config_parse_args(&d.cfg, argc, argv, "0.1.0", stdout,
 					  err, sizeof(err));
