@@ -281,14 +281,16 @@ static void sink_packet(struct cv_client *c, struct cv_client_sink *s,
 		cv_client_hist_add(&s->delay_iv, d);
 	}
 	if (k != CV_CLIENT_SEQ_LATE) {
-		/* RFC 3550 A.8: interarrival jitter in timestamp units. */
-		int64_t arrival = (int64_t)(now_us * s->clock_rate / 1000000u);
-		int64_t transit = arrival - (int64_t)h->ts;
+		/* RFC 3550 A.8: interarrival jitter in timestamp units.
+		 * Modulo 2^32, as the timestamps are: a wrap of the RTP
+		 * timestamp must not look like a 2^32 jump in transit time. */
+		uint32_t arrival =
+			(uint32_t)(now_us * s->clock_rate / 1000000u);
+		uint32_t transit = arrival - h->ts;
 		if (s->have_transit) {
-			int64_t d = transit - s->transit;
-			if (d < 0)
-				d = -d;
-			s->jitter += ((double)d - s->jitter) / 16.0;
+			int32_t d = (int32_t)(transit - (uint32_t)s->transit);
+			int64_t ad = d < 0 ? -(int64_t)d : d;
+			s->jitter += ((double)ad - s->jitter) / 16.0;
 		}
 		s->transit = transit;
 		s->have_transit = true;
