@@ -259,6 +259,8 @@ static void wr_bytes(struct wr *w, const void *b, size_t n)
 		w->over = true;
 		return;
 	}
+	if (n == 0) /* b may be NULL (an empty opaque): memcpy forbids it */
+		return;
 	memcpy(w->p + w->len, b, n);
 	w->len += n;
 }
