@@ -301,4 +301,84 @@ int cv_dtls_close(struct cv_dtls *d);
  */
 void cv_dtls_destroy(struct cv_dtls *d);
 
+/* ---- The tunnelled implementation (perc rooms, RFC 9185) ---- */
+
+/*
+ * In a perc room the node does not terminate the endpoint's DTLS: every
+ * record is relayed over the RFC 9185 tunnel (tunnel.h) to the Key
+ * Distributor (conclave-kms), which finishes the handshake with the
+ * endpoint and sends the node a MediaKeys message holding only the
+ * hop-by-hop (outer) halves of the double keys. This implementation holds
+ * no DTLS state and no exporter output: it cannot learn an end-to-end key
+ * (see docs/perc.md, "The Key Distributor's DTLS").
+ *
+ * Differences from the local implementation:
+ * - only CV_DTLS_ROLE_SERVER: the endpoint is the DTLS client (a=setup:
+ *   active) and the KD acts as the server; RFC 9185 has no message that
+ *   would tell the KD to send a ClientHello itself;
+ * - on_connected gets srtp_profile_id CV_DTLS_SRTP_AEAD_AES_128_GCM for
+ *   DOUBLE_AEAD_AES_128_GCM (CV_DTLS_SRTP_AEAD_AES_256_GCM for the 256
+ *   double profile) and `material` is the MediaKeys content in the RFC 5764
+ *   section 4.2 layout (client key | server key | client salt | server
+ *   salt, outer halves only: 56 or 88 bytes), is_client false. The
+ *   transport splits it as it splits local material;
+ * - the endpoint's certificate is checked by the KD, its DTLS peer, not
+ *   here (kms/kd_dtls.h); the endpoint pins the KD's certificate;
+ * - on_closed never runs: the endpoint's close_notify is encrypted;
+ *   ICE consent ends the transport;
+ * - cv_dtls_close() and cv_dtls_destroy() send EndpointDisconnect to the
+ *   KD (never anything to the endpoint), and so does a failure.
+ */
+struct cv_tunnel_link;
+struct cv_tunnel_msg;
+struct cv_tunnel_assoc_id;
+
+/*
+ * Creates a tunnelled association. link: borrowed, must outlive the
+ * association (the caller routes the link's messages to it, see
+ * cv_dtls_tunnel_handle_message()). assoc: borrowed, copied: this
+ * association's RFC 9185 id, unique on the link
+ * (cv_dtls_tunnel_new_assoc_id()). role: CV_DTLS_ROLE_SERVER only. cb:
+ * borrowed, copied (send, on_connected and on_failed required). *out:
+ * owned by the caller (cv_dtls_destroy()), written on success only.
+ * Returns 0; -EINVAL; CV_EUNSUPP for CV_DTLS_ROLE_CLIENT; -ENOMEM.
+ * Thread: the link's loop thread (the same one for every call on it).
+ */
+int cv_dtls_tunnel_create(struct cv_dtls **out, struct cv_tunnel_link *link,
+			  const struct cv_tunnel_assoc_id *assoc,
+			  enum cv_dtls_role role,
+			  const struct cv_dtls_callbacks *cb);
+
+/*
+ * Makes a fresh association id: a random (version 4) RFC 4122 UUID.
+ * Returns 0, -EINVAL or CV_ECRYPTO (no randomness). Thread: any.
+ */
+int cv_dtls_tunnel_new_assoc_id(struct cv_tunnel_assoc_id *out);
+
+/*
+ * The association id of a tunnelled association (NULL for any other
+ * implementation). The pointer lives as long as d. Thread: d's.
+ */
+const struct cv_tunnel_assoc_id *cv_dtls_tunnel_assoc(const struct cv_dtls *d);
+
+/*
+ * Hands the association a TUNNELED_DTLS or MEDIA_KEYS message that the
+ * link's on_message delivered for its id (m borrowed for the call). A
+ * TunneledDtls goes to the endpoint through cb.send; MediaKeys completes
+ * the handshake (on_connected, once) and its copy is wiped. Returns 0;
+ * -EINVAL when d is not tunnelled, the id is not d's or the type is
+ * another; -ENOTCONN after failure or close; CV_EPROTO for MediaKeys
+ * before the association started or after it connected; CV_ETOOBIG for a
+ * dtls_message above CV_DTLS_MAX_DATAGRAM (dropped). Thread: d's.
+ */
+int cv_dtls_tunnel_handle_message(struct cv_dtls *d,
+				  const struct cv_tunnel_msg *m);
+
+/*
+ * The link went down (its on_down): an association still in its handshake
+ * fails with err (on_failed); a connected one keeps its keys and carries
+ * on. Nothing is queued across a reconnect. Thread: d's.
+ */
+void cv_dtls_tunnel_link_down(struct cv_dtls *d, int err);
+
 #endif
