@@ -30,7 +30,6 @@
 #include "kms/channel.h"
 #include "kms/proto/kms_proto.h"
 #include "kms/store.h"
-#include "kms/store_priv.h"
 
 #define MAX_SESSIONS_DEFAULT   1024
 #define SESSION_TTL_DEFAULT_MS (3600 * 1000ull)
@@ -55,10 +54,8 @@ struct session {
 };
 
 struct cv_kms_channel {
-	pthread_mutex_t lock; /* guards sessions, adb and the scratch */
+	pthread_mutex_t lock; /* guards sessions and the scratch */
 	struct cv_kms_store *store;
-	void *adb; /* second connection: refusal audit, membership */
-	const struct kms_backend *aops;
 	EVP_PKEY *cert_key;
 	uint8_t cert_pub[CV_KMS_EC_PUB_BYTES];
 	struct cv_secret token_secret;
@@ -294,56 +291,19 @@ int cv_kms_token_issue(const struct cv_secret *secret, const char *issuer,
 	return 0;
 }
 
-/* ---- audit rows and the membership check (second connection) ------------ */
+/* ---- refusals of the channel itself ------------------------------------- */
 
 /*
- * The store's API audits key accesses and membership changes; refusals of
- * the channel itself (a bad token, a replay) have no store call yet, so
- * the channel writes them on its own connection, in the same table and
- * shape (append-only: INSERT only).
+ * The store audits key accesses and membership changes; what the channel
+ * refuses on its own (a bad token, a replay, an actor outside the room)
+ * goes through cv_kms_store_audit_refusal(). A row that cannot be written
+ * is logged by the store; the refusal stands either way.
  */
 static void audit_refusal(struct cv_kms_channel *ch, const char *actor,
 			  const char *action, const char *room,
 			  const char *reason)
 {
-	struct kms_param p[] = {
-		KMS_INT(now_ms(ch)), KMS_TEXT(actor), KMS_TEXT(action),
-		KMS_TEXT(room),	     KMS_TEXT(room),  KMS_INT(0),
-		KMS_TEXT(reason),
-	};
-	int err = ch->aops->query(ch->adb,
-				  "INSERT INTO audit (time_ms, actor, action,"
-				  " room, object, granted, reason)"
-				  " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-				  p, 7, NULL, NULL);
-	char r[17];
-	cv_log_obfuscate(room, strlen(room), r);
-	cv_log(CV_LOG_INFO, CV_LOG_KMS, "channel: %s denied: %s (room=%s)",
-	       action, reason, r);
-	if (err)
-		cv_log(CV_LOG_ERROR, CV_LOG_KMS,
-		       "channel: audit row not written: %s", cv_strerror(err));
-}
-
-static int found_row(void *arg, const struct kms_col *cols, size_t n)
-{
-	(void)cols;
-	(void)n;
-	*(bool *)arg = true;
-	return 1;
-}
-
-static int is_member(struct cv_kms_channel *ch, const char *room,
-		     const char *member, bool *yes)
-{
-	struct kms_param p[] = {KMS_TEXT(room), KMS_TEXT(member)};
-	*yes = false;
-	int err = ch->aops->query(ch->adb,
-				  "SELECT 1 FROM members m JOIN rooms r"
-				  " ON r.id = m.room_id WHERE r.uri = $1"
-				  " AND m.member = $2 AND m.removed_ms IS NULL",
-				  p, 2, found_row, yes);
-	return err == 1 ? 0 : err;
+	cv_kms_store_audit_refusal(ch->store, actor, action, room, reason);
 }
 
 /* ---- sessions ------------------------------------------------------------ */
@@ -572,16 +532,10 @@ static enum cv_kms_status store_status(int err)
 
 static enum cv_kms_status op_create(struct req_ctx *q)
 {
-	struct cv_kms_store *st = q->ch->store;
-	const char *actor = q->s->actor;
-	int err = cv_kms_store_create_room(st, actor, q->room, NULL);
-	/* The creator becomes the first member (two audited steps: a crash
-	 * between them leaves a room without members, which only a new
-	 * create can't fix; the store has no single call for both yet). */
-	if (!err)
-		err = cv_kms_store_add_member(st, actor, q->room, actor,
-					      &q->resp.epoch);
-	return store_status(err);
+	/* The creator becomes the first member in the same transaction. */
+	return store_status(cv_kms_store_create_room_with_member(
+		q->ch->store, q->s->actor, q->room, q->s->actor,
+		&q->resp.epoch));
 }
 
 /* Only a current member may add or remove members. */
@@ -589,11 +543,10 @@ static enum cv_kms_status op_membership(struct req_ctx *q)
 {
 	struct cv_kms_channel *ch = q->ch;
 	bool add = q->resp.op == CV_KMS_OP_ADD_MEMBER;
-	bool ok = false;
-	int err = is_member(ch, q->room, q->s->actor, &ok);
-	if (err)
-		return CV_KMS_INTERNAL;
-	if (!ok) {
+	int err = cv_kms_store_is_member(ch->store, q->room, q->s->actor);
+	if (err < 0)
+		return err == -EINVAL ? CV_KMS_BAD_REQUEST : CV_KMS_INTERNAL;
+	if (err == 0) {
 		audit_refusal(ch, q->s->actor,
 			      add ? "member.add" : "member.remove", q->room,
 			      "actor not a member");
@@ -750,21 +703,10 @@ int cv_kms_channel_handle(struct cv_kms_channel *ch, const uint8_t *in,
 /* ---- lifecycle ------------------------------------------------------------
  */
 
-static int open_audit_db(struct cv_kms_channel *ch, const char *db)
-{
-	if (strncmp(db, "postgres://", 11) == 0 ||
-	    strncmp(db, "postgresql://", 13) == 0)
-		return kms_pg_open(db, &ch->adb, &ch->aops);
-	if (strncmp(db, "sqlite:", 7) == 0)
-		db += 7;
-	return kms_sqlite_open(db, &ch->adb, &ch->aops);
-}
-
 int cv_kms_channel_create(struct cv_kms_channel **out,
 			  const struct cv_kms_channel_opts *o)
 {
-	if (!out || !o || !o->store || !o->database || !o->database[0] ||
-	    !o->cert_key || !o->token_secret ||
+	if (!out || !o || !o->store || !o->cert_key || !o->token_secret ||
 	    cv_secret_len(o->token_secret) < CV_KMS_TOKEN_SECRET_MIN_BYTES ||
 	    !o->token_issuer || !o->token_issuer[0] ||
 	    strlen(o->token_issuer) > ISSUER_MAX ||
@@ -798,8 +740,6 @@ int cv_kms_channel_create(struct cv_kms_channel **out,
 						       : REQUEST_TTL_DEFAULT_MS;
 	ch->now_ms = o->now_ms;
 	ch->clock_arg = o->clock_arg;
-	if ((err = open_audit_db(ch, o->database)))
-		goto fail;
 	*out = ch;
 	return 0;
 fail:
@@ -831,8 +771,6 @@ void cv_kms_channel_destroy(struct cv_kms_channel *ch)
 	for (size_t i = 0; ch->sessions && i < ch->n_sessions; i++)
 		session_clear(&ch->sessions[i]);
 	free(ch->sessions);
-	if (ch->adb)
-		ch->aops->close(ch->adb);
 	EVP_PKEY_free(ch->cert_key);
 	cv_secret_wipe(&ch->token_secret);
 	OPENSSL_cleanse(ch->plain, sizeof(ch->plain));

@@ -23,7 +23,7 @@
  *
  * Thread: a channel may be used from any thread; cv_kms_channel_handle()
  * calls are serialised by the channel's mutex (it guards the session
- * table and the audit connection). Calls block on the database.
+ * table). Calls block on the database (through the store).
  */
 #ifndef CONCLAVE_KMS_CHANNEL_H
 #define CONCLAVE_KMS_CHANNEL_H
@@ -44,15 +44,10 @@ struct cv_kms_channel;
 #define CV_KMS_TOKEN_SECRET_MIN_BYTES 32
 
 struct cv_kms_channel_opts {
-	/* Borrowed; must outlive the channel. */
+	/* Borrowed; must outlive the channel. Every database access of the
+	 * channel (its refusal audit rows, the membership check) goes
+	 * through this store's API. */
 	struct cv_kms_store *store;
-	/*
-	 * The store's database string (as given to cv_kms_store_open). The
-	 * channel opens a second connection on it for two things the store
-	 * API lacks today: audit rows for channel refusals and the "is the
-	 * actor a member" check. Borrowed.
-	 */
-	const char *database;
 	/* The certificate's P-256 private key; borrowed, a reference is
 	 * taken. */
 	EVP_PKEY *cert_key;
@@ -70,8 +65,8 @@ struct cv_kms_channel_opts {
 
 /*
  * Creates a channel. *out written on success only. Errors: -EINVAL
- * (options: no store, database, issuer, short secret, key not P-256),
- * -EIO (the audit connection), -ENOMEM. Thread: startup.
+ * (options: no store, no issuer, short secret, key not P-256), -ENOMEM.
+ * Thread: startup.
  */
 int cv_kms_channel_create(struct cv_kms_channel **out,
 			  const struct cv_kms_channel_opts *o);

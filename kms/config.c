@@ -10,8 +10,11 @@
 
 #include <openssl/crypto.h>
 
+#include "conclave/dtls.h"
 #include "conclave/log.h"
+#include "kms/channel.h"
 #include "kms/config.h"
+#include "kms/kd_link.h"
 
 #define FILE_MAX_BYTES (64 * 1024)
 #define LINE_MAX_BYTES 4096
@@ -22,8 +25,11 @@ struct key_def {
 	bool is_int;
 	int64_t min, max;
 	bool secret;
-	bool loopback; /* an IP address on loopback only */
-	bool level;    /* a log level name */
+	bool loopback;	   /* an IP address on loopback only */
+	bool ip;	   /* a numeric IPv4 or IPv6 address */
+	bool optional;	   /* an integer key that may also be "" (unset) */
+	bool fingerprints; /* comma-separated certificate fingerprints */
+	bool level;	   /* a log level name */
 	const char *doc;
 };
 
@@ -59,6 +65,33 @@ static const struct key_def defs[CV_KMS_CFG_COUNT] = {
 		"admin.token_file) = /audit is refused."},
 	[CV_KMS_CFG_ADMIN_TOKEN_FILE] = {"admin.token_file", "", .doc =
 		"File whose first line is the admin token."},
+	[CV_KMS_CFG_CHANNEL_ADDRESS] = {"channel.address", "127.0.0.1",
+		.ip = true, .doc = "IP address of the client-KMS channel's "
+		"HTTP listener (POST /v1/channel)."},
+	[CV_KMS_CFG_CHANNEL_PORT] = {"channel.port", "8447", true, 0, 65535,
+		.doc = "TCP port of the client-KMS channel; 0 = any free port "
+		"(the 'channel ready' log line names it)."},
+	[CV_KMS_CFG_CHANNEL_TOKEN_SECRET_FILE] = {"channel.token_secret_file",
+		"", .doc = "File (mode 0600, >= 32 bytes) holding the HMAC "
+		"secret of KMS tokens; empty = the channel is off."},
+	[CV_KMS_CFG_CHANNEL_TOKEN_ISSUER] = {"channel.token_issuer", "",
+		.doc = "Expected 'iss' of KMS tokens (required with "
+		"channel.token_secret_file)."},
+	[CV_KMS_CFG_CHANNEL_TOKEN_AUDIENCE] = {"channel.token_audience",
+		CV_KMS_TOKEN_AUDIENCE_DEFAULT, .doc =
+		"Expected 'aud' of KMS tokens."},
+	[CV_KMS_CFG_KD_ADDRESS] = {"kd.address", "127.0.0.1", .ip = true,
+		.doc = "IP address on which the Key Distributor accepts media "
+		"nodes (RFC 9185 tunnel, TLS 1.3); 0.0.0.0 or :: for remote "
+		"nodes."},
+	[CV_KMS_CFG_KD_PORT] = {"kd.port", "", true, 0, 65535,
+		.optional = true, .doc = "TCP port of the Key Distributor; "
+		"empty = off, 0 = any free port (the 'kd ready' log line "
+		"names it)."},
+	[CV_KMS_CFG_KD_NODE_FINGERPRINTS] = {"kd.node_fingerprints", "",
+		.fingerprints = true, .doc = "Comma-separated certificate "
+		"fingerprints (\"sha-256 AB:CD:...\") of the media nodes "
+		"allowed to connect; required with kd.port."},
 	[CV_KMS_CFG_LOG_LEVEL] = {"log.level", "info", .level = true, .doc =
 		"error, warn, info, debug or trace."},
 	[CV_KMS_CFG_LOG_FILE] = {"log.file", "", .doc =
@@ -98,10 +131,43 @@ static bool is_loopback(const char *addr)
 	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
+/* Each comma-separated item parses as a fingerprint; at most
+ * CV_KD_MAX_ALLOWED of them. */
+static bool fingerprints_valid(const char *v)
+{
+	size_t n = 0;
+	const char *p = v;
+	if (!v[0])
+		return true;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		const char *e = comma ? comma : p + strlen(p);
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		struct cv_dtls_fingerprint fp;
+		if (++n > CV_KD_MAX_ALLOWED ||
+		    cv_dtls_fingerprint_parse(&fp, p, (size_t)(e - p)))
+			return false;
+		if (!comma)
+			return true;
+		p = comma + 1;
+	}
+}
+
+static bool is_ip(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	return inet_pton(AF_INET, addr, &a4) == 1 ||
+	       inet_pton(AF_INET6, addr, &a6) == 1;
+}
+
 static int check(enum cv_kms_cfg k, const char *v, char *err, size_t errlen)
 {
 	const struct key_def *d = &defs[k];
-	if (d->is_int) {
+	if (d->is_int && !(d->optional && !v[0])) {
 		char *end = NULL;
 		errno = 0;
 		long long n = strtoll(v, &end, 10);
@@ -115,6 +181,18 @@ static int check(enum cv_kms_cfg k, const char *v, char *err, size_t errlen)
 			msg(err, errlen, "%s: 16 or 32", d->name);
 			return -EINVAL;
 		}
+	}
+	if (d->ip && !is_ip(v)) {
+		msg(err, errlen,
+		    "%s: a numeric IPv4 or IPv6 address is required", d->name);
+		return -EINVAL;
+	}
+	if (d->fingerprints && !fingerprints_valid(v)) {
+		msg(err, errlen,
+		    "%s: expected \"sha-256 AB:CD:...\" items separated by "
+		    "commas (at most %d)",
+		    d->name, CV_KD_MAX_ALLOWED);
+		return -EINVAL;
 	}
 	if (d->loopback && !is_loopback(v)) {
 		msg(err, errlen, "%s: a loopback IP address is required",
@@ -166,7 +244,36 @@ const char *cv_kms_config_str(const struct cv_kms_config *c,
 
 int64_t cv_kms_config_int(const struct cv_kms_config *c, enum cv_kms_cfg key)
 {
-	return strtoll(cv_kms_config_str(c, key), NULL, 10);
+	const char *v = cv_kms_config_str(c, key);
+	return v[0] ? strtoll(v, NULL, 10) : -1;
+}
+
+int cv_kms_config_fingerprints(const struct cv_kms_config *c, char *buf,
+			       size_t cap, const char **items, size_t max,
+			       size_t *n)
+{
+	const char *v = cv_kms_config_str(c, CV_KMS_CFG_KD_NODE_FINGERPRINTS);
+	size_t len = strlen(v), count = 0;
+	*n = 0;
+	if (len >= cap)
+		return -ENOSPC;
+	memcpy(buf, v, len + 1);
+	for (char *p = buf; *p;) {
+		char *comma = strchr(p, ',');
+		char *e = comma ? comma : p + strlen(p);
+		char *next = comma ? comma + 1 : e;
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*e = '\0';
+		if (count == max)
+			return -ENOSPC;
+		items[count++] = p;
+		p = next;
+	}
+	*n = count;
+	return 0;
 }
 
 const char *cv_kms_config_name(enum cv_kms_cfg key)

@@ -26,6 +26,14 @@ enum cv_kms_cfg {
 	CV_KMS_CFG_ADMIN_PORT,
 	CV_KMS_CFG_ADMIN_TOKEN,
 	CV_KMS_CFG_ADMIN_TOKEN_FILE,
+	CV_KMS_CFG_CHANNEL_ADDRESS,
+	CV_KMS_CFG_CHANNEL_PORT,
+	CV_KMS_CFG_CHANNEL_TOKEN_SECRET_FILE,
+	CV_KMS_CFG_CHANNEL_TOKEN_ISSUER,
+	CV_KMS_CFG_CHANNEL_TOKEN_AUDIENCE,
+	CV_KMS_CFG_KD_ADDRESS,
+	CV_KMS_CFG_KD_PORT,
+	CV_KMS_CFG_KD_NODE_FINGERPRINTS,
 	CV_KMS_CFG_LOG_LEVEL,
 	CV_KMS_CFG_LOG_FILE,
 	CV_KMS_CFG_LOG_OBFUSCATION_KEY,
@@ -47,7 +55,8 @@ void cv_kms_config_fini(struct cv_kms_config *c);
 /* The value (borrowed from c, never NULL; "" = unset). */
 const char *cv_kms_config_str(const struct cv_kms_config *c,
 			      enum cv_kms_cfg key);
-/* An integer key's value (checked against its range when it was set). */
+/* An integer key's value (checked against its range when it was set); an
+ * optional integer key that is unset ("") reads -1. */
 int64_t cv_kms_config_int(const struct cv_kms_config *c, enum cv_kms_cfg key);
 /* The dotted name ("admin.port"). */
 const char *cv_kms_config_name(enum cv_kms_cfg key);
@@ -83,6 +92,18 @@ int cv_kms_config_parse_args(struct cv_kms_config *c, int argc, char **argv,
 
 /* Prints every key with its default and doc. */
 void cv_kms_config_print_help(FILE *out, const char *prog);
+
+/*
+ * Splits kd.node_fingerprints ("sha-256 AB:..., sha-256 CD:...") into its
+ * items, blanks around each one removed: copies the value into buf (cap
+ * bytes; the items point into it) and fills items[0..max), *n their count
+ * (0 when the key is unset). The value was checked when it was set (every
+ * item a fingerprint, at most CV_KD_MAX_ALLOWED). 0 or -ENOSPC (buf or
+ * items too small).
+ */
+int cv_kms_config_fingerprints(const struct cv_kms_config *c, char *buf,
+			       size_t cap, const char **items, size_t max,
+			       size_t *n);
 
 /*
  * Paths derived from kms.data_dir when a key is empty: the SQLite file,

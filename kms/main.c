@@ -1,15 +1,26 @@
 /*
  * conclave-kms: the security realm's daemon. It loads its configuration,
  * master key and certificate, opens (and migrates) its database, serves
- * the admin API and the client-KMS channel (kms/channel.h) until SIGTERM
- * or SIGINT. SIGHUP reopens the log file.
+ * the admin API, the client-KMS channel (kms/channel.h) and, when kd.port
+ * is set, the Key Distributor's end of the RFC 9185 tunnel (kms/kd_link.h)
+ * until SIGTERM or SIGINT. SIGHUP reopens the log file.
+ *
+ * Threads: main (signals, start, stop), the admin API's and the channel's
+ * own threads, and the Key Distributor's thread, which runs a cv_loop
+ * holding the cv_kd_link. The loop and the link are built on main before
+ * that thread starts and destroyed on main after it is joined; in between
+ * only the KD thread touches them (main only writes the wake-up eventfd).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -17,70 +28,19 @@
 
 #include "conclave/err.h"
 #include "conclave/log.h"
+#include "conclave/loop.h"
 #include "kms/admin.h"
 #include "kms/channel.h"
 #include "kms/config.h"
 #include "kms/files.h"
+#include "kms/kd_link.h"
 #include "kms/store.h"
 
 #define PATH_BYTES	 4096
 #define TOKEN_SECRET_MAX 512
-
-/*
- * The channel's settings. They belong in kms/config.c's key table; until
- * they are there, main() takes them as `--channel.KEY=VALUE` (or
- * `--channel.KEY VALUE`) flags and removes them before the config parser
- * sees the rest. No token secret file = no channel.
- */
-enum { CH_ADDRESS, CH_PORT, CH_SECRET_FILE, CH_ISSUER, CH_AUDIENCE, CH_N };
-static const char *const channel_keys[CH_N] = {
-	"channel.address",	     "channel.port",
-	"channel.token_secret_file", "channel.token_issuer",
-	"channel.token_audience",
-};
-
-struct channel_cfg {
-	const char *v[CH_N]; /* borrowed from argv, or defaults */
-};
-
-/* Removes the --channel.* flags from argv into *cc; returns the new argc
- * or -1 (message on stderr). */
-static int take_channel_args(int argc, char **argv, struct channel_cfg *cc)
-{
-	cc->v[CH_ADDRESS] = "127.0.0.1";
-	cc->v[CH_PORT] = "8447";
-	cc->v[CH_SECRET_FILE] = "";
-	cc->v[CH_ISSUER] = "";
-	cc->v[CH_AUDIENCE] = CV_KMS_TOKEN_AUDIENCE_DEFAULT;
-	int n = 1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		int k = -1;
-		size_t kl = 0;
-		for (int j = 0; j < CH_N && strncmp(a, "--", 2) == 0; j++) {
-			kl = strlen(channel_keys[j]);
-			if (strncmp(a + 2, channel_keys[j], kl) == 0 &&
-			    (a[2 + kl] == '=' || a[2 + kl] == '\0')) {
-				k = j;
-				break;
-			}
-		}
-		if (k < 0) {
-			argv[n++] = argv[i];
-			continue;
-		}
-		if (a[2 + kl] == '=') {
-			cc->v[k] = a + 3 + kl;
-		} else if (i + 1 < argc) {
-			cc->v[k] = argv[++i];
-		} else {
-			fprintf(stderr, "conclave-kms: %s needs a value\n", a);
-			return -1;
-		}
-	}
-	argv[n] = NULL;
-	return n;
-}
+/* kd.node_fingerprints: CV_KD_MAX_ALLOWED items of at most
+ * CV_DTLS_FINGERPRINT_STRLEN characters, with separators. */
+#define FINGERPRINTS_BYTES (CV_KD_MAX_ALLOWED * 208)
 
 /* The KMS token secret: the file's bytes without a trailing newline, at
  * least CV_KMS_TOKEN_SECRET_MIN_BYTES, mode 0600 or stricter. */
@@ -143,6 +103,16 @@ static void database_for_log(const char *db, char *out, size_t cap)
 		snprintf(out, cap, "%s", scheme_end ? db : "sqlite file");
 }
 
+/* The Key Distributor's loop, link and thread. */
+struct kd_runner {
+	struct cv_loop *loop;
+	struct cv_kd_link *link;
+	struct cv_io wake; /* eventfd: main asks the loop to stop */
+	pthread_t thread;
+	bool running;
+	struct cv_kms_store *store; /* borrowed: refusal audit rows */
+};
+
 struct daemon {
 	struct cv_kms_config cfg;
 	struct cv_secret master;
@@ -151,24 +121,26 @@ struct daemon {
 	struct cv_kms_store *store;
 	struct cv_kms_admin *admin;
 	struct cv_kms_channel *channel;
-	struct channel_cfg ch;
+	struct kd_runner kd;
 	char token[512];
 };
 
-static int start_channel(struct daemon *d, const char *db)
+static int start_channel(struct daemon *d)
 {
-	const char *sf = d->ch.v[CH_SECRET_FILE];
+	const struct cv_kms_config *c = &d->cfg;
+	const char *sf =
+		cv_kms_config_str(c, CV_KMS_CFG_CHANNEL_TOKEN_SECRET_FILE);
+	const char *issuer =
+		cv_kms_config_str(c, CV_KMS_CFG_CHANNEL_TOKEN_ISSUER);
+	const char *addr = cv_kms_config_str(c, CV_KMS_CFG_CHANNEL_ADDRESS);
 	if (!sf[0]) {
 		cv_log(CV_LOG_INFO, CV_LOG_KMS,
 		       "channel: off (no channel.token_secret_file)");
 		return 0;
 	}
-	char *end = NULL;
-	long port = strtol(d->ch.v[CH_PORT], &end, 10);
-	if (!end || *end || port < 0 || port > 65535 ||
-	    !d->ch.v[CH_ISSUER][0]) {
+	if (!issuer[0]) {
 		cv_log(CV_LOG_ERROR, CV_LOG_KMS,
-		       "channel: bad channel.port or no channel.token_issuer");
+		       "channel: channel.token_issuer is required");
 		return -EINVAL;
 	}
 	struct cv_secret secret = {0};
@@ -180,25 +152,175 @@ static int start_channel(struct daemon *d, const char *db)
 	}
 	struct cv_kms_channel_opts co = {
 		.store = d->store,
-		.database = db,
 		.cert_key = d->cert_key,
 		.token_secret = &secret,
-		.token_issuer = d->ch.v[CH_ISSUER],
-		.token_audience = d->ch.v[CH_AUDIENCE],
+		.token_issuer = issuer,
+		.token_audience =
+			cv_kms_config_str(c, CV_KMS_CFG_CHANNEL_TOKEN_AUDIENCE),
 	};
 	err = cv_kms_channel_create(&d->channel, &co);
 	cv_secret_wipe(&secret);
 	if (!err)
-		err = cv_kms_channel_listen(d->channel, d->ch.v[CH_ADDRESS],
-					    (uint16_t)port);
+		err = cv_kms_channel_listen(
+			d->channel, addr,
+			(uint16_t)cv_kms_config_int(c,
+						    CV_KMS_CFG_CHANNEL_PORT));
 	if (err) {
 		cv_log(CV_LOG_ERROR, CV_LOG_KMS, "channel: %s",
 		       cv_strerror(err));
 		return err;
 	}
-	cv_log(CV_LOG_INFO, CV_LOG_KMS, "channel ready (address=%s:%u)",
-	       d->ch.v[CH_ADDRESS], cv_kms_channel_port(d->channel));
+	cv_log(CV_LOG_INFO, CV_LOG_KMS, "channel ready (address=%s:%u)", addr,
+	       cv_kms_channel_port(d->channel));
 	return 0;
+}
+
+/* ---- the Key Distributor (RFC 9185 tunnel) -------------------------------
+ *
+ * Callbacks run on the KD thread. The KD's DTLS work with perc endpoints
+ * is not written yet: nodes are accepted, pinned and audited when refused;
+ * what they tunnel is counted in the debug log and dropped.
+ */
+
+static void kd_node_up(void *arg, struct cv_kd_node *node, const char *id)
+{
+	size_t n = 0;
+	(void)arg;
+	cv_kd_node_profiles(node, &n);
+	cv_log(CV_LOG_INFO, CV_LOG_KMS, "kd: node up (node=%s profiles=%zu)",
+	       id, n);
+}
+
+static void kd_message(void *arg, struct cv_kd_node *node,
+		       const struct cv_tunnel_msg *m)
+{
+	(void)arg;
+	cv_log(CV_LOG_DEBUG, CV_LOG_KMS,
+	       "kd: %s not handled yet: dropped (node=%s)",
+	       cv_tunnel_msg_type_name((int)m->type), cv_kd_node_id(node));
+}
+
+static void kd_node_down(void *arg, struct cv_kd_node *node, int err)
+{
+	(void)arg;
+	cv_log(CV_LOG_INFO, CV_LOG_KMS, "kd: node down: %s (node=%s)",
+	       cv_strerror(err), cv_kd_node_id(node));
+}
+
+/* Every refused node leaves a denied audit row; id is already obfuscated
+ * (of the certificate, or of the peer address without one). */
+static void kd_refused(void *arg, const char *id, const char *reason)
+{
+	struct kd_runner *r = arg;
+	cv_kms_store_audit_refusal(r->store, id, "node.connect", NULL, reason);
+}
+
+static void kd_wake(void *arg, uint32_t events)
+{
+	struct kd_runner *r = arg;
+	uint64_t v;
+	(void)events;
+	ssize_t n = read(r->wake.fd, &v, sizeof(v));
+	(void)n;
+	cv_loop_stop(r->loop);
+}
+
+static void *kd_thread(void *arg)
+{
+	struct kd_runner *r = arg;
+	int err = cv_loop_run(r->loop);
+	if (err)
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS, "kd: loop failed: %s",
+		       cv_strerror(err));
+	return NULL;
+}
+
+/* Stops and joins the KD thread, then frees the link and the loop. */
+static void stop_kd(struct kd_runner *r)
+{
+	if (r->running) {
+		uint64_t one = 1;
+		ssize_t n = write(r->wake.fd, &one, sizeof(one));
+		(void)n;
+		pthread_join(r->thread, NULL);
+		r->running = false;
+	}
+	cv_kd_link_destroy(r->link);
+	r->link = NULL;
+	if (r->wake.fd >= 0) {
+		if (r->loop)
+			cv_loop_del_io(r->loop, &r->wake);
+		close(r->wake.fd);
+	}
+	r->wake.fd = -1;
+	cv_loop_destroy(r->loop);
+	r->loop = NULL;
+}
+
+static int kd_link_start(struct daemon *d, const char *crt, const char *key,
+			 const char **allowed, size_t n_allowed)
+{
+	const struct cv_kms_config *c = &d->cfg;
+	struct kd_runner *r = &d->kd;
+	const char *addr = cv_kms_config_str(c, CV_KMS_CFG_KD_ADDRESS);
+	struct cv_kd_link_opts o = {
+		.address = addr,
+		.port = (uint16_t)cv_kms_config_int(c, CV_KMS_CFG_KD_PORT),
+		.cert_file = crt,
+		.key_file = key,
+		.allowed_nodes = allowed,
+		.n_allowed = n_allowed,
+	};
+	struct cv_kd_link_callbacks cb = {
+		.on_node_up = kd_node_up,
+		.on_message = kd_message,
+		.on_node_down = kd_node_down,
+		.on_refused = kd_refused,
+		.arg = r,
+	};
+	r->store = d->store;
+	r->wake = (struct cv_io){.fd = -1, .fn = kd_wake, .arg = r};
+	int err = cv_loop_create(&r->loop);
+	if (!err && (r->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		err = -errno;
+	if (!err)
+		err = cv_loop_add_io(r->loop, &r->wake, EPOLLIN);
+	if (!err)
+		err = cv_kd_link_create(&r->link, r->loop, &o, &cb);
+	if (!err)
+		err = -pthread_create(&r->thread, NULL, kd_thread, r);
+	if (err) {
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS, "kd: %s", cv_strerror(err));
+		return err;
+	}
+	r->running = true;
+	cv_log(CV_LOG_INFO, CV_LOG_KMS,
+	       "kd ready (address=%s:%u nodes_allowed=%zu)", addr,
+	       cv_kd_link_port(r->link), n_allowed);
+	return 0;
+}
+
+/* Runs the Key Distributor when kd.port is set. */
+static int start_kd(struct daemon *d, const char *crt, const char *key)
+{
+	const struct cv_kms_config *c = &d->cfg;
+	if (cv_kms_config_int(c, CV_KMS_CFG_KD_PORT) < 0) {
+		cv_log(CV_LOG_INFO, CV_LOG_KMS, "kd: off (no kd.port)");
+		return 0;
+	}
+	static char buf[FINGERPRINTS_BYTES];
+	const char *allowed[CV_KD_MAX_ALLOWED];
+	size_t n = 0;
+	int err = cv_kms_config_fingerprints(c, buf, sizeof(buf), allowed,
+					     CV_KD_MAX_ALLOWED, &n);
+	if (!err && n == 0) {
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS,
+		       "kd: kd.node_fingerprints is required with kd.port");
+		err = -EINVAL;
+	}
+	if (!err)
+		err = kd_link_start(d, crt, key, allowed, n);
+	return err;
 }
 
 static int start(struct daemon *d)
@@ -276,7 +398,7 @@ static int start(struct daemon *d)
 		       cv_strerror(err));
 		return err;
 	}
-	if ((err = start_channel(d, db)))
+	if ((err = start_channel(d)) || (err = start_kd(d, crt, key)))
 		return err;
 	cv_log(CV_LOG_INFO, CV_LOG_KMS,
 	       "ready (backend=%s database=%s schema=%d admin=%s:%u "
@@ -289,6 +411,8 @@ static int start(struct daemon *d)
 
 static void stop(struct daemon *d)
 {
+	/* The KD thread writes audit rows: it stops before the store. */
+	stop_kd(&d->kd);
 	cv_kms_channel_destroy(d->channel);
 	cv_kms_admin_stop(d->admin);
 	cv_kms_store_close(d->store);
@@ -306,11 +430,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "conclave-kms: out of memory\n");
 		return 1;
 	}
-	argc = take_channel_args(argc, argv, &d.ch);
-	if (argc < 0) {
-		cv_kms_config_fini(&d.cfg);
-		return 2;
-	}
+	d.kd.wake.fd = -1;
 	int rc = cv_kms_config_parse_args(&d.cfg, argc, argv, "0.1.0", stdout,
 					  err, sizeof(err));
 	if (rc) {

@@ -539,6 +539,99 @@ int cv_kms_store_add_member(struct cv_kms_store *s, const char *actor,
 	return 0;
 }
 
+int cv_kms_store_create_room_with_member(struct cv_kms_store *s,
+					 const char *actor,
+					 const char *room_uri,
+					 const char *member,
+					 uint32_t *epoch_out)
+{
+	if (!cv_kms_id_valid(actor) || !uri_valid(room_uri) ||
+	    !cv_kms_id_valid(member))
+		return -EINVAL;
+	const char *why = NULL;
+	int64_t epoch = 0;
+	pthread_mutex_lock(&s->lock);
+	int err = tx_begin(s);
+	if (!err) {
+		err = create_room_tx(s, actor, room_uri);
+		/* The room is new in this transaction: the member cannot be
+		 * in it already, so a refusal here is an internal error and
+		 * the whole creation is rolled back unaudited. */
+		if (!err)
+			err = add_member_tx(s, actor, room_uri, member, &epoch,
+					    &why);
+		if (!err)
+			err = tx_commit(s);
+		if (err)
+			tx_rollback(s);
+	}
+	if (err == -EEXIST && !why)
+		audit_denied(s, actor, "room.create", room_uri, room_uri,
+			     "room exists");
+	pthread_mutex_unlock(&s->lock);
+	if (err)
+		return err == -EEXIST && why ? -EIO : err;
+	char r[17], m[17];
+	cv_log_obfuscate(room_uri, strlen(room_uri), r);
+	cv_log_obfuscate(member, strlen(member), m);
+	cv_log(CV_LOG_INFO, CV_LOG_KMS,
+	       "room created with its first member (room=%s member=%s)", r, m);
+	if (epoch_out)
+		*epoch_out = (uint32_t)epoch;
+	return 0;
+}
+
+int cv_kms_store_is_member(struct cv_kms_store *s, const char *room_uri,
+			   const char *member)
+{
+	if (!uri_valid(room_uri) || !cv_kms_id_valid(member))
+		return -EINVAL;
+	struct kms_param p[] = {KMS_TEXT(room_uri), KMS_TEXT(member)};
+	int64_t one = 0;
+	pthread_mutex_lock(&s->lock);
+	int err = query_i64(s,
+			    "SELECT 1 FROM members m JOIN rooms r"
+			    " ON r.id = m.room_id WHERE r.uri = $1"
+			    " AND m.member = $2 AND m.removed_ms IS NULL",
+			    p, 2, &one);
+	pthread_mutex_unlock(&s->lock);
+	if (err == -ENOENT)
+		return 0;
+	return err ? err : 1;
+}
+
+/* Printable ASCII, 1..max characters; blanks only when `blanks`. */
+static bool text_valid(const char *t, size_t max, bool blanks)
+{
+	size_t len = t ? strlen(t) : 0;
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (t[i] < 0x20 || t[i] >= 0x7f || (!blanks && t[i] == ' '))
+			return false;
+	return true;
+}
+
+int cv_kms_store_audit_refusal(struct cv_kms_store *s, const char *actor,
+			       const char *action, const char *room,
+			       const char *reason)
+{
+	if (!actor || (strcmp(actor, "-") != 0 && !cv_kms_id_valid(actor)) ||
+	    !text_valid(action, 32, false) || !text_valid(reason, 128, true) ||
+	    (room && room[0] && !uri_valid(room)))
+		return -EINVAL;
+	if (!room)
+		room = "";
+	pthread_mutex_lock(&s->lock);
+	int err = audit_denied(s, actor, action, room, room, reason);
+	pthread_mutex_unlock(&s->lock);
+	if (err)
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS,
+		       "store: refusal not audited: %s (action=%s)",
+		       cv_strerror(err), action);
+	return err;
+}
+
 /* RFC 8871 section 6.3 / RFC 8870 section 5: when a participant leaves,
  * the EKT key changes so that it cannot read what is sent afterwards. */
 static int remove_member_tx(struct cv_kms_store *s, const char *actor,

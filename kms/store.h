@@ -89,6 +89,21 @@ int cv_kms_store_create_room(struct cv_kms_store *s, const char *actor,
 			     const char *room_uri, uint32_t *epoch_out);
 
 /*
+ * Creates a room, its first key (epoch 0) and makes `member` (usually the
+ * creator, i.e. `actor`) its first member, all in one transaction: either
+ * the room exists with that member or nothing changed. Audits
+ * "room.create", "key.create" and "member.add" (actor `actor`); a room
+ * that exists already is refused and audited ("room.create" denied, "room
+ * exists"). `actor`, `room_uri`, `member` borrowed. *epoch_out (may be
+ * NULL) gets 0. Errors: -EINVAL, -EEXIST, -EIO, CV_ECRYPTO.
+ */
+int cv_kms_store_create_room_with_member(struct cv_kms_store *s,
+					 const char *actor,
+					 const char *room_uri,
+					 const char *member,
+					 uint32_t *epoch_out);
+
+/*
  * Makes `member` a member of the room (no key change: a new member may
  * fetch the current key); audits "member.add". *epoch_out (may be NULL)
  * gets the room's current key epoch. Errors: -EINVAL, -ENOENT (no room),
@@ -108,6 +123,31 @@ int cv_kms_store_add_member(struct cv_kms_store *s, const char *actor,
 int cv_kms_store_remove_member(struct cv_kms_store *s, const char *actor,
 			       const char *room_uri, const char *member,
 			       uint32_t *epoch_out);
+
+/*
+ * Whether `member` is a current member of the room: 1 yes, 0 no (also when
+ * the room does not exist). Not audited: callers that refuse something
+ * because of the answer audit the refusal (cv_kms_store_audit_refusal).
+ * Strings borrowed. Errors: -EINVAL (bad id or URI), -EIO.
+ */
+int cv_kms_store_is_member(struct cv_kms_store *s, const char *room_uri,
+			   const char *member);
+
+/*
+ * Writes one denied audit row for a refusal decided outside the store (a
+ * bad KMS token, a replayed request, a node certificate the Key
+ * Distributor does not know), in a transaction of its own. `actor`: an id
+ * as cv_kms_id_valid() wants, or "-" when nobody is known; `action`: a
+ * dotted name ("channel.open", "node.connect"; 1..32 printable
+ * characters, no blank); `room`: the room URI, or NULL / "" when none (the
+ * row's object is the room too); `reason`: short text for operators
+ * (1..128 printable characters, never a key, token or clear identity).
+ * All borrowed. Errors: -EINVAL, -EIO. Thread: any (blocks on the
+ * database).
+ */
+int cv_kms_store_audit_refusal(struct cv_kms_store *s, const char *actor,
+			       const char *action, const char *room,
+			       const char *reason);
 
 /* A key handed out: the clear key lives in `key` (wipe it with
  * cv_kms_key_wipe()). */

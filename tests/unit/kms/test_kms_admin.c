@@ -21,6 +21,7 @@
 #include "cv_test.h"
 #include "kms/admin.h"
 #include "kms/config.h"
+#include "kms/kd_link.h"
 #include "kms/files.h"
 #include "kms/store.h"
 
@@ -161,6 +162,137 @@ static void test_config(const char *dir)
 	CV_CHECK_INT(cv_kms_config_parse_args(&c, 2, argv2, "t", stdout, err,
 					      sizeof(err)),
 		     -ENOENT);
+	cv_kms_config_fini(&c);
+}
+
+/* The channel and Key Distributor keys (docs/kms.md, "Configuration"). */
+#define FP_A                                                                   \
+	"sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:" \
+	"23:45:67:89:AB:CD:EF:01:23:45:67:89"
+#define FP_B                                                                   \
+	"sha-256 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:" \
+	"44:55:66:77:88:99:aa:bb:cc:dd:ee:ff"
+
+static void test_config_channel_kd(void)
+{
+	struct cv_kms_config c;
+	char err[256], buf[1024];
+	const char *items[CV_KD_MAX_ALLOWED];
+	size_t n = 99;
+	CV_CHECK_INT(cv_kms_config_init(&c), 0);
+	CV_CHECK_STR(cv_kms_config_str(&c, CV_KMS_CFG_CHANNEL_ADDRESS),
+		     "127.0.0.1");
+	CV_CHECK_INT(cv_kms_config_int(&c, CV_KMS_CFG_CHANNEL_PORT), 8447);
+	CV_CHECK_STR(
+		cv_kms_config_str(&c, CV_KMS_CFG_CHANNEL_TOKEN_SECRET_FILE),
+		"");
+	CV_CHECK_STR(cv_kms_config_str(&c, CV_KMS_CFG_CHANNEL_TOKEN_ISSUER),
+		     "");
+	CV_CHECK_STR(cv_kms_config_str(&c, CV_KMS_CFG_CHANNEL_TOKEN_AUDIENCE),
+		     "conclave-kms");
+	CV_CHECK_STR(cv_kms_config_str(&c, CV_KMS_CFG_KD_ADDRESS), "127.0.0.1");
+	/* kd.port unset: the Key Distributor is off. */
+	CV_CHECK_INT(cv_kms_config_int(&c, CV_KMS_CFG_KD_PORT), -1);
+	CV_CHECK_INT(cv_kms_config_fingerprints(&c, buf, sizeof(buf), items,
+						CV_KD_MAX_ALLOWED, &n),
+		     0);
+	CV_CHECK_INT(n, 0);
+
+	/* Addresses: numeric, any interface allowed (unlike admin). */
+	CV_CHECK_INT(cv_kms_config_set(&c, "channel.address", "0.0.0.0", err,
+				       sizeof(err)),
+		     0);
+	CV_CHECK_INT(
+		cv_kms_config_set(&c, "kd.address", "::", err, sizeof(err)), 0);
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.address", "kms.example.org", err,
+				       sizeof(err)),
+		     -EINVAL);
+	CV_CHECK_INT(
+		cv_kms_config_set(&c, "channel.address", "", err, sizeof(err)),
+		-EINVAL);
+	/* Ports. */
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.port", "0", err, sizeof(err)),
+		     0);
+	CV_CHECK_INT(cv_kms_config_int(&c, CV_KMS_CFG_KD_PORT), 0);
+	CV_CHECK_INT(
+		cv_kms_config_set(&c, "kd.port", "70000", err, sizeof(err)),
+		-EINVAL);
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.port", "-1", err, sizeof(err)),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_config_int(&c, CV_KMS_CFG_KD_PORT), 0);
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.port", "", err, sizeof(err)), 0);
+	CV_CHECK_INT(cv_kms_config_int(&c, CV_KMS_CFG_KD_PORT), -1);
+	CV_CHECK_INT(
+		cv_kms_config_set(&c, "channel.port", "", err, sizeof(err)),
+		-EINVAL);
+
+	/* Fingerprints: a list, blanks around items, any hex case. */
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.node_fingerprints",
+				       " " FP_A " ,\t" FP_B, err, sizeof(err)),
+		     0);
+	CV_CHECK_INT(cv_kms_config_fingerprints(&c, buf, sizeof(buf), items,
+						CV_KD_MAX_ALLOWED, &n),
+		     0);
+	CV_CHECK_INT(n, 2);
+	if (n == 2) {
+		CV_CHECK_STR(items[0], FP_A);
+		CV_CHECK_STR(items[1], FP_B);
+	}
+	CV_CHECK_INT(
+		cv_kms_config_fingerprints(&c, buf, sizeof(buf), items, 1, &n),
+		-ENOSPC);
+	CV_CHECK_INT(cv_kms_config_fingerprints(&c, buf, 20, items,
+						CV_KD_MAX_ALLOWED, &n),
+		     -ENOSPC);
+	const char *bad[] = {"sha-256 12:34", FP_A ",",	   FP_A ",," FP_B,
+			     "AB:CD",	      "md5 AB:CD", ","};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CV_CHECK_INT(cv_kms_config_set(&c, "kd.node_fingerprints",
+					       bad[i], err, sizeof(err)),
+			     -EINVAL);
+	/* At most CV_KD_MAX_ALLOWED. */
+	static char many[(CV_KD_MAX_ALLOWED + 1) * (sizeof(FP_A) + 1)];
+	size_t off = 0;
+	for (int i = 0; i <= CV_KD_MAX_ALLOWED; i++)
+		off += (size_t)snprintf(many + off, sizeof(many) - off, "%s%s",
+					i ? "," : "", FP_A);
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.node_fingerprints", many, err,
+				       sizeof(err)),
+		     -EINVAL);
+	many[off - sizeof(FP_A)] = '\0'; /* drop the last one */
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.node_fingerprints", many, err,
+				       sizeof(err)),
+		     0);
+	/* The value that was refused left the key unchanged. */
+	CV_CHECK_INT(cv_kms_config_set(&c, "kd.node_fingerprints", FP_B, err,
+				       sizeof(err)),
+		     0);
+
+	/* In a file (quoted) and as flags. */
+	const char *text = "channel.token_issuer = idp.example.org\n"
+			   "channel.token_audience = kms-1\n"
+			   "kd.node_fingerprints = \"" FP_A "\"\n";
+	CV_CHECK_INT(cv_kms_config_load_string(&c, text, strlen(text), "t", err,
+					       sizeof(err)),
+		     0);
+	CV_CHECK_STR(cv_kms_config_str(&c, CV_KMS_CFG_CHANNEL_TOKEN_ISSUER),
+		     "idp.example.org");
+	CV_CHECK_STR(cv_kms_config_str(&c, CV_KMS_CFG_KD_NODE_FINGERPRINTS),
+		     FP_A);
+	char *argv[] = {"kms",
+			"--channel.port=0",
+			"--channel.token_secret_file",
+			"/run/secret",
+			"--kd.port=8448",
+			NULL};
+	CV_CHECK_INT(cv_kms_config_parse_args(&c, 5, argv, "t", stdout, err,
+					      sizeof(err)),
+		     0);
+	CV_CHECK_INT(cv_kms_config_int(&c, CV_KMS_CFG_CHANNEL_PORT), 0);
+	CV_CHECK_STR(
+		cv_kms_config_str(&c, CV_KMS_CFG_CHANNEL_TOKEN_SECRET_FILE),
+		"/run/secret");
+	CV_CHECK_INT(cv_kms_config_int(&c, CV_KMS_CFG_KD_PORT), 8448);
 	cv_kms_config_fini(&c);
 }
 
@@ -364,6 +496,7 @@ int main(void)
 	test_parser();
 	test_query();
 	test_config(dir);
+	test_config_channel_kd();
 	test_files(dir);
 	test_server(dir);
 	char cmd[64];

@@ -33,6 +33,9 @@
 #define BOB	"0b1d9e44-bob"
 #define CAROL	"c4a801ff-carol"
 #define MALLORY "99999999-mallory"
+#define ROOM3	"conclave://rooms/gamma"
+#define ROOM4	"conclave://rooms/delta"
+#define NODE_ID "0123456789abcdef"
 
 static uint64_t fake_now = 1700000000000ULL;
 
@@ -413,6 +416,189 @@ static void test_audit(struct cv_kms_store *s, const struct cv_kms_key *k0,
 	CV_CHECK_INT(l2.n, 2);
 }
 
+/* A member insert that fails (a trigger planted for the test) must take
+ * the room of cv_kms_store_create_room_with_member down with it. */
+static void test_create_atomic(struct ctx *c, struct cv_kms_store *s)
+{
+	struct raw r;
+	CV_CHECK_INT(raw_open(&r, c->db), 0);
+	int planted =
+		r.pg ? raw_exec(&r,
+				"CREATE FUNCTION poison() RETURNS trigger"
+				" LANGUAGE plpgsql AS $$ BEGIN IF NEW.member"
+				" = 'poison-1' THEN RAISE EXCEPTION 'poison';"
+				" END IF; RETURN NEW; END $$;"
+				"CREATE TRIGGER poison BEFORE INSERT ON members"
+				" FOR EACH ROW EXECUTE FUNCTION poison()")
+		     : raw_exec(&r,
+				"CREATE TRIGGER poison BEFORE INSERT ON"
+				" members WHEN NEW.member = 'poison-1'"
+				" BEGIN SELECT RAISE(ABORT, 'poison'); END");
+	CV_CHECK_INT(planted, 0);
+	CV_CHECK(cv_kms_store_create_room_with_member(s, ADMIN, ROOM4,
+						      "poison-1", NULL) != 0);
+	CV_CHECK_INT(raw_count(&r, "SELECT COUNT(*) FROM rooms WHERE uri = "
+				   "'" ROOM4 "'"),
+		     0);
+	CV_CHECK_INT(raw_count(&r, "SELECT COUNT(*) FROM audit WHERE room = "
+				   "'" ROOM4 "'"),
+		     0);
+	CV_CHECK_INT(raw_exec(&r, r.pg ? "DROP TRIGGER poison ON members;"
+					 "DROP FUNCTION poison()"
+				       : "DROP TRIGGER poison"),
+		     0);
+	raw_close(&r);
+	/* Nothing was left behind: the same room can be created now. */
+	CV_CHECK_INT(cv_kms_store_create_room_with_member(s, ADMIN, ROOM4,
+							  "poison-1", NULL),
+		     0);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM4, "poison-1"), 1);
+}
+
+/* Refusals decided outside the store: one denied row each. */
+static void test_refusals(struct cv_kms_store *s, int64_t after)
+{
+	struct audit_log l;
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, "-", "channel.open", NULL,
+						"token invalid"),
+		     0);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, NODE_ID, "node.connect", "",
+						"unknown node certificate"),
+		     0);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, MALLORY, "channel.request",
+						ROOM3, "replayed"),
+		     0);
+	/* Refused arguments write nothing. */
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, NULL, "a.b", NULL, "r"),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, "", "a.b", NULL, "r"),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, "bob@example.com", "a.b",
+						NULL, "r"),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, MALLORY, "", NULL, "r"),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, MALLORY, "a b", NULL, "r"),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(
+			     s, MALLORY, "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q",
+			     NULL, "r"),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, MALLORY, "a.b", NULL, ""),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_audit_refusal(s, MALLORY, "a.b", NULL,
+						"two\nlines"),
+		     -EINVAL);
+	CV_CHECK_INT(
+		cv_kms_store_audit_refusal(s, MALLORY, "a.b", "bad room", "r"),
+		-EINVAL);
+
+	list(s, NULL, 0, after, &l);
+	CV_CHECK_INT(l.n, 3);
+	if (l.n != 3)
+		return;
+	CV_CHECK_STR(l.rows[0].actor, "-");
+	CV_CHECK_STR(l.rows[0].action, "channel.open");
+	CV_CHECK_STR(l.rows[0].room, "");
+	CV_CHECK_STR(l.rows[0].reason, "token invalid");
+	CV_CHECK_STR(l.rows[1].actor, NODE_ID);
+	CV_CHECK_STR(l.rows[1].action, "node.connect");
+	CV_CHECK_STR(l.rows[1].reason, "unknown node certificate");
+	CV_CHECK_STR(l.rows[2].room, ROOM3);
+	CV_CHECK_STR(l.rows[2].object, ROOM3);
+	CV_CHECK_STR(l.rows[2].reason, "replayed");
+	for (size_t i = 0; i < l.n; i++) {
+		CV_CHECK(!l.rows[i].granted);
+		CV_CHECK_INT(l.rows[i].time_ms, fake_now);
+	}
+}
+
+/* create_room_with_member, is_member and audit_refusal. */
+static void test_store_gaps(struct ctx *c, struct cv_kms_store *s)
+{
+	struct audit_log l;
+	uint32_t epoch = 99;
+	fake_now += 1000;
+	CV_CHECK_INT(cv_kms_store_create_room_with_member(s, ALICE, ROOM3,
+							  ALICE, &epoch),
+		     0);
+	CV_CHECK_INT(epoch, 0);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM3, ALICE), 1);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM3, BOB), 0);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM, ALICE), 1);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM, MALLORY), 0);
+	CV_CHECK_INT(cv_kms_store_is_member(s, "conclave://none", ALICE), 0);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM3, "a@example.com"),
+		     -EINVAL);
+	CV_CHECK_INT(cv_kms_store_is_member(s, "", ALICE), -EINVAL);
+	CV_CHECK_INT(cv_kms_store_is_member(s, "bad room", ALICE), -EINVAL);
+	struct cv_kms_key k = {0};
+	CV_CHECK_INT(cv_kms_store_get_current_key(s, ROOM3, ALICE, &k), 0);
+	CV_CHECK_INT(k.epoch, 0);
+	cv_kms_key_wipe(&k);
+
+	/* Its rows: the room, its key, the member, in that order. */
+	list(s, ROOM3, 0, 0, &l);
+	CV_CHECK_INT(l.n, 4);
+	if (l.n == 4) {
+		CV_CHECK_STR(l.rows[0].action, "room.create");
+		CV_CHECK_STR(l.rows[1].action, "key.create");
+		CV_CHECK_STR(l.rows[2].action, "member.add");
+		CV_CHECK_STR(l.rows[2].object, ALICE);
+		CV_CHECK_STR(l.rows[3].action, "key.get");
+		for (size_t i = 0; i < 3; i++) {
+			CV_CHECK_STR(l.rows[i].actor, ALICE);
+			CV_CHECK(l.rows[i].granted);
+		}
+	}
+
+	/* An existing room: refused, audited, nobody added. */
+	CV_CHECK_INT(cv_kms_store_create_room_with_member(s, BOB, ROOM3, BOB,
+							  &epoch),
+		     -EEXIST);
+	CV_CHECK_INT(cv_kms_store_create_room_with_member(s, MALLORY, ROOM,
+							  MALLORY, NULL),
+		     -EEXIST);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM3, BOB), 0);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM, MALLORY), 0);
+	list(s, ROOM3, 0, 0, &l);
+	CV_CHECK_INT(l.n, 5);
+	if (l.n == 5) {
+		CV_CHECK_STR(l.rows[4].actor, BOB);
+		CV_CHECK_STR(l.rows[4].action, "room.create");
+		CV_CHECK_STR(l.rows[4].reason, "room exists");
+		CV_CHECK(!l.rows[4].granted);
+	}
+	list(s, ROOM, 0, 0, &l); /* the later denial, in the other room */
+	CV_CHECK(l.n > 0 && !strcmp(l.rows[l.n - 1].actor, MALLORY) &&
+		 !strcmp(l.rows[l.n - 1].reason, "room exists"));
+	int64_t last = l.n ? l.rows[l.n - 1].id : 0;
+
+	/* Bad ids: nothing happens, nothing is audited. */
+	CV_CHECK_INT(cv_kms_store_create_room_with_member(
+			     s, ALICE, ROOM4, "x@example.com", NULL),
+		     -EINVAL);
+	CV_CHECK_INT(
+		cv_kms_store_create_room_with_member(s, "", ROOM4, ALICE, NULL),
+		-EINVAL);
+	CV_CHECK_INT(
+		cv_kms_store_create_room_with_member(s, ALICE, "", ALICE, NULL),
+		-EINVAL);
+	list(s, NULL, 0, last, &l);
+	CV_CHECK_INT(l.n, 0);
+
+	/* Removal ends the membership the call made. */
+	CV_CHECK_INT(cv_kms_store_remove_member(s, ALICE, ROOM3, ALICE, &epoch),
+		     0);
+	CV_CHECK_INT(epoch, 1);
+	CV_CHECK_INT(cv_kms_store_is_member(s, ROOM3, ALICE), 0);
+	list(s, ROOM3, 0, 0, &l);
+	last = l.n ? l.rows[l.n - 1].id : 0;
+
+	test_refusals(s, last);
+	test_create_atomic(c, s);
+}
+
 static void test_immutable(struct ctx *c)
 {
 	struct raw r;
@@ -620,6 +806,7 @@ int main(int argc, char **argv)
 	struct cv_kms_key k0 = {0}, k1 = {0};
 	test_membership(&c, s, &k0, &k1);
 	test_audit(s, &k0, &k1);
+	test_store_gaps(&c, s);
 	cv_kms_store_close(s);
 	test_immutable(&c);
 	test_at_rest(&c, &k0, &k1);
