@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -23,6 +24,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "conclave/base64.h"
 #include "conclave/clock.h"
 #include "conclave/err.h"
 #include "conclave/log.h"
@@ -83,66 +85,23 @@ static uint64_t now_ms(struct cv_kms_channel *ch)
 
 /* ---- KMS tokens (RFC 7519 JWT, RFC 7515 JWS compact, HS256) -------------- */
 
-static int b64url_val(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* RFC 4648 section 5 without padding (RFC 7515 section 2). Returns the
- * decoded length or -1. Non-zero trailing bits are refused so that one
- * token has one encoding. */
+/* RFC 4648 section 5 without padding (RFC 7515 section 2), strict (one
+ * encoding per token): src/core/base64.c. Returns the length or -1. */
 static int b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 {
-	if (len % 4 == 1)
-		return -1;
-	uint32_t acc = 0;
-	size_t bits = 0, n = 0;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_val((uint8_t)in[i]);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n >= cap)
-				return -1;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	if (acc & ((1u << bits) - 1))
+	size_t n;
+	if (cv_base64url_decode(in, len, out, cap, &n) != 0 || n > INT_MAX)
 		return -1;
 	return (int)n;
 }
 
+/* Appends the encoding of in[0..len) at out (room checked by the caller);
+ * returns the characters written. */
 static size_t b64url_encode(const uint8_t *in, size_t len, char *out)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				"abcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t n = 0;
-	uint32_t acc = 0;
-	size_t bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		acc = (acc << 8) | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[n++] = a[(acc >> bits) & 63];
-		}
-	}
-	if (bits)
-		out[n++] = a[(acc << (6 - bits)) & 63];
-	out[n] = '\0';
+	cv_base64url_encode(in, len, out, cv_base64url_encoded_len(len) + 1,
+			    &n);
 	return n;
 }
 
