@@ -399,21 +399,21 @@ static void *admin_thread(void *arg)
 	return NULL;
 }
 
-static int bind_loopback(const char *address, uint16_t port, int *fd_out,
-			 uint16_t *port_out)
+int cv_kms_tcp_listen(const char *address, uint16_t port, bool loopback_only,
+		      int *fd_out, uint16_t *port_out)
 {
 	struct sockaddr_storage ss = {0};
 	socklen_t sl;
 	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 	if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-		if ((ntohl(in4->sin_addr.s_addr) >> 24) != 127)
+		if (loopback_only && (ntohl(in4->sin_addr.s_addr) >> 24) != 127)
 			return -EINVAL;
 		in4->sin_family = AF_INET;
 		in4->sin_port = htons(port);
 		sl = sizeof(*in4);
 	} else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-		if (!IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+		if (loopback_only && !IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
 			return -EINVAL;
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons(port);
@@ -451,7 +451,8 @@ int cv_kms_admin_start(struct cv_kms_admin **out,
 	a->auth = tok[0] != '\0';
 	SHA256((const uint8_t *)tok, strlen(tok), a->token_hash);
 	a->stop_pipe[0] = a->stop_pipe[1] = -1;
-	int err = bind_loopback(o->address, o->port, &a->listen_fd, &a->port);
+	int err = cv_kms_tcp_listen(o->address, o->port, true, &a->listen_fd,
+				    &a->port);
 	if (err) {
 		free(a);
 		return err;

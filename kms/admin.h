@@ -79,4 +79,12 @@ int cv_kms_http_parse(const uint8_t *buf, size_t len,
 int cv_kms_query_param(const char *query, const char *name, char *out,
 		       size_t cap);
 
+/*
+ * A listening TCP socket on address:port (numeric IPv4 or IPv6; port 0:
+ * any), blocking, close-on-exec, backlog 16. loopback_only refuses other
+ * addresses (-EINVAL). *port_out: the port bound. Returns 0 or -errno.
+ */
+int cv_kms_tcp_listen(const char *address, uint16_t port, bool loopback_only,
+		      int *fd_out, uint16_t *port_out);
+
 #endif

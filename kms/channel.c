@@ -894,41 +894,6 @@ static void *channel_thread(void *arg)
 	return NULL;
 }
 
-static int bind_any(const char *address, uint16_t port, int *fd_out,
-		    uint16_t *port_out)
-{
-	struct sockaddr_storage ss = {0};
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	socklen_t sl;
-	if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		sl = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		sl = sizeof(*in6);
-	} else {
-		return -EINVAL;
-	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 16) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	*port_out =
-		ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-	*fd_out = fd;
-	return 0;
-}
-
 int cv_kms_channel_listen(struct cv_kms_channel *ch, const char *address,
 			  uint16_t port)
 {
@@ -936,7 +901,8 @@ int cv_kms_channel_listen(struct cv_kms_channel *ch, const char *address,
 		return -EINVAL;
 	if (ch->listening)
 		return -EALREADY;
-	int err = bind_any(address, port, &ch->listen_fd, &ch->port);
+	int err = cv_kms_tcp_listen(address, port, false, &ch->listen_fd,
+				    &ch->port);
 	if (err)
 		return err;
 	if (pipe2(ch->stop_pipe, O_CLOEXEC) != 0)
