@@ -259,6 +259,13 @@ static int node_hello(struct cv_kd_node *n, const struct cv_tunnel_msg *m)
 	return 0;
 }
 
+static int node_dispatch(struct cv_kd_node *n, const uint8_t *p, size_t len);
+
+static int node_dispatch_fn(void *arg, const uint8_t *p, size_t len)
+{
+	return node_dispatch(arg, p, len);
+}
+
 static int node_dispatch(struct cv_kd_node *n, const uint8_t *p, size_t len)
 {
 	struct cv_tunnel_msg m;
@@ -299,7 +306,6 @@ static int node_dispatch(struct cv_kd_node *n, const uint8_t *p, size_t len)
 
 static int node_read(struct cv_kd_node *n)
 {
-	size_t used, need;
 	int r, err;
 
 	for (;;) {
@@ -310,18 +316,10 @@ static int node_read(struct cv_kd_node *n)
 			return err == -EAGAIN ? 0 : err;
 		}
 		n->rx_len += (size_t)r;
-		used = 0;
-		while (cv_tunnel_frame_len(n->rx + used, n->rx_len - used,
-					   &need) == 0 &&
-		       n->rx_len - used >= need) {
-			err = node_dispatch(n, n->rx + used, need);
-			OPENSSL_cleanse(n->rx + used, need);
-			if (err)
-				return err;
-			used += need;
-		}
-		memmove(n->rx, n->rx + used, n->rx_len - used);
-		n->rx_len -= used;
+		err = cv_tunnel_rx_dispatch(n->rx, &n->rx_len, node_dispatch_fn,
+					    n);
+		if (err)
+			return err;
 	}
 }
 

@@ -139,6 +139,17 @@ void cv_tunnel_media_keys_wipe(struct cv_tunnel_media_keys *k);
  */
 int cv_tunnel_frame_len(const uint8_t *buf, size_t len, size_t *msg_len);
 
+/* Called with one whole TunnelMessage (borrowed; wiped after the call). */
+typedef int (*cv_tunnel_msg_fn)(void *arg, const uint8_t *msg, size_t len);
+
+/*
+ * The receive side of a stream: hands every whole message at the front of
+ * buf[0..*len) to fn, wipes it, and moves what is left (a partial message)
+ * to the front, updating *len. Returns 0, or fn's error (stops there).
+ */
+int cv_tunnel_rx_dispatch(uint8_t *buf, size_t *len, cv_tunnel_msg_fn fn,
+			  void *arg);
+
 /*
  * Parses exactly one whole TunnelMessage (buf, len: borrowed; len must be
  * the header plus the length field's body). *out is written only on

@@ -253,6 +253,24 @@ struct wr {
 	bool over;
 };
 
+int cv_tunnel_rx_dispatch(uint8_t *buf, size_t *len, cv_tunnel_msg_fn fn,
+			  void *arg)
+{
+	size_t used = 0, need;
+	int err = 0;
+	while (cv_tunnel_frame_len(buf + used, *len - used, &need) == 0 &&
+	       *len - used >= need) {
+		err = fn(arg, buf + used, need);
+		OPENSSL_cleanse(buf + used, need);
+		used += need;
+		if (err)
+			break;
+	}
+	memmove(buf, buf + used, *len - used);
+	*len -= used;
+	return err;
+}
+
 static void wr_bytes(struct wr *w, const void *b, size_t n)
 {
 	if (w->over || w->cap - w->len < n) {
@@ -728,6 +746,13 @@ static int link_go_up(struct cv_tunnel_link *l)
 }
 
 /* One whole message from the KD. */
+static int link_dispatch(struct cv_tunnel_link *l, const uint8_t *p, size_t n);
+
+static int link_dispatch_fn(void *arg, const uint8_t *p, size_t n)
+{
+	return link_dispatch(arg, p, n);
+}
+
 static int link_dispatch(struct cv_tunnel_link *l, const uint8_t *p, size_t n)
 {
 	struct cv_tunnel_msg m;
@@ -766,7 +791,6 @@ static int link_dispatch(struct cv_tunnel_link *l, const uint8_t *p, size_t n)
 
 static int link_read(struct cv_tunnel_link *l)
 {
-	size_t used, need;
 	int r, err;
 
 	for (;;) {
@@ -779,18 +803,10 @@ static int link_read(struct cv_tunnel_link *l)
 			return err == -EAGAIN ? 0 : err;
 		}
 		l->rx_len += (size_t)r;
-		used = 0;
-		while (cv_tunnel_frame_len(l->rx + used, l->rx_len - used,
-					   &need) == 0 &&
-		       l->rx_len - used >= need) {
-			err = link_dispatch(l, l->rx + used, need);
-			OPENSSL_cleanse(l->rx + used, need);
-			if (err)
-				return err;
-			used += need;
-		}
-		memmove(l->rx, l->rx + used, l->rx_len - used);
-		l->rx_len -= used;
+		err = cv_tunnel_rx_dispatch(l->rx, &l->rx_len, link_dispatch_fn,
+					    l);
+		if (err)
+			return err;
 	}
 }
 
