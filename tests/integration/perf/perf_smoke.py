@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """CI smoke test of conclave-perf against the real node on loopback.
 
-usage: perf_smoke.py CONCLAVE CONCLAVE_PERF (--smoke | --threshold)
+usage: perf_smoke.py CONCLAVE CONCLAVE_PERF (--smoke | --threshold | --meeting4)
+
+--meeting4: issue 3's first check: a meeting of 4 for 30 measured
+seconds, every track received, nothing lost in the measured window.
 
 --smoke: conclave-perf starts the node itself (--start-node), runs a
 meeting of 3 participants (audio + video) for 5 measured seconds and
@@ -95,6 +98,25 @@ def smoke(c, perf, node, report):
             f"{sent['video_packets']} video packets")
 
 
+def meeting4(c, perf, node, report):
+    """Issue 3, done-when 1: a meeting of 4 for 30 s, 0 loss on loopback."""
+    rc, rep = run_perf(perf, node, ["--scenario", "meeting",
+                                    "--participants", "4",
+                                    "--duration", "30"], report, 90)
+    c.check(rc == 0, f"exit status {rc}")
+    rx = rep["totals"]["received"]
+    c.check(rx["tracks"] == 24 and rx["tracks_missing"] == 0,
+            f"24 tracks received ({rx['tracks']}, "
+            f"{rx['tracks_missing']} missing)")
+    m = rep["measured"]
+    c.check(m["seconds"] >= 30 and m["packets"] > 30 * 1000,
+            f"{m['packets']} packets in {m['seconds']} measured s")
+    c.check(m["lost"] == 0, f"{m['lost']} lost in the measured 30 s")
+    c.check(m["delay_us"]["samples"] > 0 and m["cpu_us_per_packet"],
+            f"delay p99 {m['delay_us']['p99']} us, "
+            f"{m['cpu_us_per_packet']:.2f} CPU us per forwarded packet")
+
+
 def threshold(c, perf, node, report):
     rc, rep = run_perf(perf, node, ["--scenario", "audio",
                                     "--participants", "2",
@@ -110,7 +132,9 @@ def threshold(c, perf, node, report):
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[3] not in ("--smoke", "--threshold"):
+    modes = {"--smoke": smoke, "--threshold": threshold,
+             "--meeting4": meeting4}
+    if len(sys.argv) != 4 or sys.argv[3] not in modes:
         print(__doc__, file=sys.stderr)
         return 2
     node, perf, mode = sys.argv[1:4]
@@ -118,8 +142,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cv-perf-test-") as d:
         report = os.path.join(d, "report.json")
         try:
-            (smoke if mode == "--smoke" else threshold)(c, perf, node,
-                                                        report)
+            modes[mode](c, perf, node, report)
         except Exception as e:  # a missing report is a failure too
             c.check(False, f"exception: {e}")
     log(f"{'FAIL' if c.failed else 'PASS'}: {c.failed} failed")
