@@ -598,6 +598,59 @@ static bool impair_drop(struct cv_client_pc *pc, const gchar *buf, guint len)
 	return true;
 }
 
+/* Extra hold of a reordered packet: longer than a frame's packet spacing. */
+#define RX_REORDER_MS 20
+
+static void deliver(struct cv_client_pc *pc, const gchar *buf, guint len)
+{
+	/* libsrtp wants 4-byte alignment: decrypt in our buffer. */
+	_Alignas(8) uint8_t pkt[CV_CLIENT_PKT_CAP];
+	memcpy(pkt, buf, len);
+	cv_client_media_recv(pc, pkt, len);
+}
+
+static int held_cmp(gconstpointer a, gconstpointer b, gpointer unused)
+{
+	const struct cv_client_held *x = a, *y = b;
+	(void)unused;
+	return x->release_us < y->release_us   ? -1
+	       : x->release_us > y->release_us ? 1
+					       : 0;
+}
+
+/* rx_jitter_ms / rx_reorder: holds the packet; false when not impaired. */
+static bool impair_hold(struct cv_client_pc *pc, const gchar *buf, guint len)
+{
+	struct cv_client *c = pc->c;
+	if ((!c->rx_jitter_ms && c->rx_reorder <= 0) || pc->publish ||
+	    cv_rtp_is_rtcp((const uint8_t *)buf, len))
+		return false;
+	uint64_t hold_us = 0;
+	if (c->rx_jitter_ms)
+		hold_us = (uint64_t)g_rand_int_range(
+			c->rand, 0, (gint32)c->rx_jitter_ms * 1000 + 1);
+	if (c->rx_reorder > 0 && g_rand_double(c->rand) < c->rx_reorder)
+		hold_us += RX_REORDER_MS * 1000;
+	struct cv_client_held *h = g_malloc(sizeof(*h) + len);
+	h->release_us = cv_client_now_us() + hold_us;
+	h->len = len;
+	memcpy(h->data, buf, len);
+	g_queue_insert_sorted(&pc->held, h, held_cmp, NULL);
+	return true;
+}
+
+/* Processes the held packets whose time has come. */
+static void release_held(struct cv_client_pc *pc, uint64_t now_us)
+{
+	struct cv_client_held *h;
+	while ((h = g_queue_peek_head(&pc->held)) && h->release_us <= now_us) {
+		g_queue_pop_head(&pc->held);
+		if (pc->rx)
+			deliver(pc, (const gchar *)h->data, h->len);
+		g_free(h);
+	}
+}
+
 static void on_recv(NiceAgent *agent, guint stream_id, guint component_id,
 		    guint len, gchar *buf, gpointer data)
 {
@@ -614,11 +667,8 @@ static void on_recv(NiceAgent *agent, guint stream_id, guint component_id,
 			cv_dtls_handle_datagram(pc->dtls, (const uint8_t *)buf,
 						len, cv_client_now_us() / 1000);
 	} else if (b >= 128 && b <= 191 && pc->rx && len <= CV_CLIENT_PKT_CAP &&
-		   !impair_drop(pc, buf, len)) {
-		/* libsrtp wants 4-byte alignment: decrypt in our buffer. */
-		_Alignas(8) uint8_t pkt[CV_CLIENT_PKT_CAP];
-		memcpy(pkt, buf, len);
-		cv_client_media_recv(pc, pkt, len);
+		   !impair_drop(pc, buf, len) && !impair_hold(pc, buf, len)) {
+		deliver(pc, buf, len);
 	}
 }
 
@@ -648,6 +698,8 @@ static void pc_start(struct cv_client_pc *pc)
 void cv_client_tick(struct cv_client *c, uint64_t now)
 {
 	struct cv_client_pc *pcs[2] = {&c->pub, &c->sub};
+	for (int i = 0; i < 2; i++)
+		release_held(pcs[i], now);
 	for (int i = 0; i < 2; i++) {
 		struct cv_dtls *d = pcs[i]->dtls;
 		if (!d || c->state == CV_CLIENT_FAILED)
@@ -769,7 +821,8 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	    (!janus && (!o->token || !o->room)) ||
 	    (o->target != CV_CLIENT_TARGET_CONCLAVE && !janus) ||
 	    (o->relay_only && !o->turn_server) || o->rx_loss < 0 ||
-	    o->rx_loss > 1 ||
+	    o->rx_loss > 1 || o->rx_reorder < 0 || o->rx_reorder > 1 ||
+	    o->rx_jitter_ms > 10000 ||
 	    parse_url(o->url, host, sizeof(host), &port, &path))
 		return -EINVAL;
 	struct cv_client *c = g_new0(struct cv_client, 1);
@@ -795,6 +848,8 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	c->relay_only = o->relay_only;
 	c->rx_loss = o->rx_loss;
 	c->rx_loss_burst = o->rx_loss_burst;
+	c->rx_jitter_ms = o->rx_jitter_ms;
+	c->rx_reorder = o->rx_reorder;
 	c->audio = o->audio;
 	c->video = o->video;
 	c->subscribe = o->subscribe;
@@ -867,6 +922,7 @@ static void pc_fini(struct cv_client *c, struct cv_client_pc *pc)
 				       c->loop->ctx, NULL, NULL);
 		nice_agent_remove_stream(pc->agent, pc->stream_id);
 	}
+	g_queue_clear_full(&pc->held, g_free);
 	free(pc->pending_offer);
 	if (pc->trickled)
 		g_ptr_array_free(pc->trickled, TRUE);

@@ -48,6 +48,14 @@ struct cv_client_pc {
 	char *pending_offer; /* subscribe_offer JSON (malloc, jansson) */
 	GPtrArray *trickled; /* remote "candidate:..." lines (g_free) that
 				came before the remote description */
+	GQueue held; /* struct cv_client_held, by release time (impairment) */
+};
+
+/* A received datagram held back by the jitter/reorder impairment. */
+struct cv_client_held {
+	uint64_t release_us;
+	guint len;
+	uint8_t data[];
 };
 
 #define CV_CLIENT_NACK_PENDING 64
@@ -99,6 +107,8 @@ struct cv_client {
 	unsigned video_fps, keyframe_interval_ms;
 	double rx_loss;
 	unsigned rx_loss_burst, burst_left;
+	unsigned rx_jitter_ms;
+	double rx_reorder;
 	GRand *rand;
 
 	enum cv_client_state state;

@@ -321,6 +321,8 @@ static void usage(FILE *f)
 		   "         [--turn-server IP --turn-port P --turn-user U "
 		   "--turn-password P]\n"
 		   "         [--relay-only] [--verbose]\n"
+		   "         [--rx-loss PCT --rx-loss-burst N --rx-jitter MS "
+		   "--rx-reorder PCT]\n"
 		   "       conclave-client --target janus --url "
 		   "ws://127.0.1.1:8188/ [--janus-room N] ...\n"
 		   "         (Janus VideoRoom: no token; room 1234 by "
@@ -341,6 +343,8 @@ enum {
 	OPT_RELAY_ONLY,
 	OPT_RX_LOSS,
 	OPT_RX_BURST,
+	OPT_RX_JITTER,
+	OPT_RX_REORDER,
 	OPT_ENDPOINTS,
 	OPT_PROGRESS,
 	OPT_TARGET,
@@ -373,6 +377,8 @@ int main(int argc, char **argv)
 		{"relay-only", no_argument, NULL, OPT_RELAY_ONLY},
 		{"rx-loss", required_argument, NULL, OPT_RX_LOSS},
 		{"rx-loss-burst", required_argument, NULL, OPT_RX_BURST},
+		{"rx-jitter", required_argument, NULL, OPT_RX_JITTER},
+		{"rx-reorder", required_argument, NULL, OPT_RX_REORDER},
 		{"endpoints", required_argument, NULL, OPT_ENDPOINTS},
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"target", required_argument, NULL, OPT_TARGET},
@@ -462,6 +468,12 @@ int main(int argc, char **argv)
 			break;
 		case OPT_RX_BURST:
 			o.rx_loss_burst = (unsigned)atoi(optarg);
+			break;
+		case OPT_RX_JITTER:
+			o.rx_jitter_ms = (unsigned)atoi(optarg);
+			break;
+		case OPT_RX_REORDER:
+			o.rx_reorder = atof(optarg) / 100.0;
 			break;
 		case OPT_TARGET:
 			if (!strcmp(optarg, "janus")) {

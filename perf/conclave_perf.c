@@ -109,6 +109,8 @@ static void start_ep(struct perf_run *run, struct cv_client_loop *loop,
 		.video_fps = o->fps,
 		.rx_loss = o->loss_pct / 100.0,
 		.rx_loss_burst = o->loss_burst,
+		.rx_jitter_ms = o->jitter_ms,
+		.rx_reorder = o->reorder_pct / 100.0,
 	};
 	struct cv_client_callbacks cb = {on_state, on_event, ep};
 	ep->created = true;
@@ -565,10 +567,12 @@ static void usage(FILE *f)
 		"  --video-bitrate BPS  per video publisher (500000)\n"
 		"  --fps N              video frame rate (30)\n"
 		"Impairment, on the endpoints' receive side (no tc netem "
-		"here;\n"
-		"jitter and reordering come later):\n"
+		"here):\n"
 		"  --loss PCT           drop PCT %% of received media packets\n"
 		"  --loss-burst N       in bursts of N packets (1)\n"
+		"  --jitter MS          hold each received packet 0..MS ms\n"
+		"                       (random, so packets also reorder)\n"
+		"  --reorder PCT        hold PCT %% of packets 20 ms more\n"
 		"Report and gate (exit status 1 when violated, or when "
 		"endpoints fail\n"
 		"or expected tracks never arrive; 2 for usage errors):\n"
@@ -604,6 +608,8 @@ enum {
 	OPT_FPS,
 	OPT_LOSS,
 	OPT_BURST,
+	OPT_JITTER,
+	OPT_REORDER,
 	OPT_JSON,
 	OPT_PLOT,
 	OPT_QUIET,
@@ -636,6 +642,8 @@ static const struct option longopts[] = {
 	{"fps", required_argument, NULL, OPT_FPS},
 	{"loss", required_argument, NULL, OPT_LOSS},
 	{"loss-burst", required_argument, NULL, OPT_BURST},
+	{"jitter", required_argument, NULL, OPT_JITTER},
+	{"reorder", required_argument, NULL, OPT_REORDER},
 	{"json", required_argument, NULL, OPT_JSON},
 	{"plot", required_argument, NULL, OPT_PLOT},
 	{"quiet", no_argument, NULL, OPT_QUIET},
@@ -747,6 +755,10 @@ static bool set_opt(struct perf_opts *o, int ch, const char *arg)
 		return num_arg(arg, 0, 100, &o->loss_pct);
 	case OPT_BURST:
 		return uint_arg(arg, 1000, &o->loss_burst);
+	case OPT_JITTER:
+		return uint_arg(arg, 10000, &o->jitter_ms);
+	case OPT_REORDER:
+		return num_arg(arg, 0, 100, &o->reorder_pct);
 	case OPT_JSON:
 		o->json_path = arg;
 		return true;

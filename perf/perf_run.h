@@ -48,6 +48,8 @@ struct perf_opts {
 	unsigned fps;
 	double loss_pct;
 	unsigned loss_burst;
+	unsigned jitter_ms; /* receive-side hold, 0..jitter_ms */
+	double reorder_pct; /* packets held 20 ms more */
 	const char *json_path, *plot_path;
 	bool quiet;
 	/* Thresholds (negative: not checked). */

@@ -119,6 +119,15 @@ struct cv_client_opts {
 	 * is created (not permanent, 100 publishers, no bitrate cap, no
 	 * periodic FIR, opus + vp8: perf/janus's room 1234 knobs). */
 	uint64_t janus_room;
+	/*
+	 * More impairment on the receive side: every received media packet
+	 * is held a random 0..rx_jitter_ms ms before it is processed
+	 * (independent delays reorder packets whose spacing is smaller), and
+	 * a fraction rx_reorder (0..1) of them is held RX_REORDER_MS more,
+	 * so that it arrives after later ones. Delay figures include it.
+	 */
+	unsigned rx_jitter_ms;
+	double rx_reorder;
 };
 
 enum cv_client_state {

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """CI smoke test of conclave-perf against the real node on loopback.
 
-usage: perf_smoke.py CONCLAVE CONCLAVE_PERF (--smoke | --threshold | --meeting4)
+usage: perf_smoke.py CONCLAVE CONCLAVE_PERF
+       (--smoke | --threshold | --meeting4 | --impair)
+
+--impair: receive-side jitter (0..30 ms) and reordering (5 %) show in
+the delay and reordering figures, with nothing lost.
 
 --meeting4: issue 3's first check: a meeting of 4 for 30 measured
 seconds, every track received, nothing lost in the measured window.
@@ -117,6 +121,25 @@ def meeting4(c, perf, node, report):
             f"{m['cpu_us_per_packet']:.2f} CPU us per forwarded packet")
 
 
+def impair(c, perf, node, report):
+    """Jitter and reordering on the receive side take effect."""
+    rc, rep = run_perf(perf, node, ["--scenario", "meeting",
+                                    "--participants", "3",
+                                    "--duration", "5",
+                                    "--jitter", "30", "--reorder", "5"],
+                       report, 45)
+    c.check(rc == 0, f"exit status {rc}")
+    rx = rep["totals"]["received"]
+    d = rep["measured"]["delay_us"]
+    # Holds of 0..30 ms (mean 15) plus 20 ms for 5 %: the median delay
+    # moves from well under a millisecond to over 10 ms.
+    c.check(d["p50"] > 10000, f"delay p50 {d['p50']} us with 0..30 ms jitter")
+    c.check(rx["out_of_order"] > 0 or rx["recovered"] > 0,
+            f"reordered packets seen ({rx['out_of_order']} out of order, "
+            f"{rx['recovered']} recovered)")
+    c.check(rx["loss_pct"] <= 1.0, f"loss {rx['loss_pct']:.3f} %")
+
+
 def threshold(c, perf, node, report):
     rc, rep = run_perf(perf, node, ["--scenario", "audio",
                                     "--participants", "2",
@@ -133,7 +156,7 @@ def threshold(c, perf, node, report):
 
 def main():
     modes = {"--smoke": smoke, "--threshold": threshold,
-             "--meeting4": meeting4}
+             "--meeting4": meeting4, "--impair": impair}
     if len(sys.argv) != 4 or sys.argv[3] not in modes:
         print(__doc__, file=sys.stderr)
         return 2
