@@ -232,6 +232,17 @@ enum cv_dtls_role {
 #define CV_DTLS_MAX_PEER_FINGERPRINTS 4
 
 /*
+ * Looks at the first record of a datagram and refuses what OpenSSL would
+ * take as fatal although no genuine peer sends it (application data in
+ * epoch 0; with expect_client_hello, anything but a ClientHello), so that
+ * stray or spoofed records cannot kill or open an association. Used by
+ * every implementation before it takes a datagram. p borrowed.
+ * Returns 0, CV_EPARSE (not a whole record), CV_EPROTO. Thread: any.
+ */
+int cv_dtls_screen_record(const uint8_t *p, size_t len,
+			  bool expect_client_hello);
+
+/*
  * Creates a local (OpenSSL) association. ctx: borrowed, the association
  * takes its own reference. peer_fps: borrowed, n_fps (1 to
  * CV_DTLS_MAX_PEER_FINGERPRINTS) fingerprints from the peer's SDP, copied;

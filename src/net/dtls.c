@@ -915,20 +915,15 @@ static int local_start(struct cv_dtls *base, uint64_t now_ms)
 	return 0;
 }
 
-/*
- * Looks at the first record of a datagram and drops what OpenSSL would
- * take as fatal although no genuine peer sends it, so that stray or
- * spoofed records cannot kill an association that has not begun.
- * RFC 6347 section 4.1: the record header is type(1) version(2) epoch(2)
- * sequence_number(6) length(2); a handshake fragment starts with
- * msg_type(1) (section 4.2.2).
- */
-static int local_screen(const struct cv_dtls_local *d, const uint8_t *p,
-			size_t len)
+int cv_dtls_screen_record(const uint8_t *p, size_t len,
+			  bool expect_client_hello)
 {
 	size_t rec_len;
 	unsigned int type, epoch;
 
+	/* RFC 6347 section 4.1: the record header is type(1) version(2)
+	 * epoch(2) sequence_number(6) length(2); a handshake fragment starts
+	 * with msg_type(1) (section 4.2.2). */
 	if (len < 13)
 		return CV_EPARSE;
 	type = p[0];
@@ -942,10 +937,18 @@ static int local_screen(const struct cv_dtls_local *d, const uint8_t *p,
 		return CV_EPROTO;
 	/* RFC 6347 section 4.2.4: a server's first flight answers a
 	 * ClientHello (msg_type 1); nothing else can come first. */
-	if (d->role == CV_DTLS_ROLE_SERVER && SSL_in_before(d->ssl) &&
+	if (expect_client_hello &&
 	    (type != 22 || epoch != 0 || rec_len < 12 || p[13] != 1))
 		return CV_EPROTO;
 	return 0;
+}
+
+static int local_screen(const struct cv_dtls_local *d, const uint8_t *p,
+			size_t len)
+{
+	return cv_dtls_screen_record(p, len,
+				     d->role == CV_DTLS_ROLE_SERVER &&
+					     SSL_in_before(d->ssl));
 }
 
 static int local_handle_datagram(struct cv_dtls *base, const uint8_t *data,

@@ -109,32 +109,13 @@ static int tunnel_start(struct cv_dtls *base, uint64_t now_ms)
 
 /*
  * The node cannot judge the handshake, but it can refuse what no genuine
- * endpoint sends, so that stray records never open state at the KD.
- * RFC 6347 section 4.1 record header: type(1) version(2) epoch(2)
- * sequence_number(6) length(2); section 4.2.2 handshake msg_type(1).
+ * endpoint sends, so that stray records never open state at the KD: the
+ * endpoint is the client, so its first record is a ClientHello.
  */
 static int tunnel_screen(const struct cv_dtls_tunnel *d, const uint8_t *p,
 			 size_t len)
 {
-	size_t rec_len;
-	unsigned int type, epoch;
-
-	if (len < 13)
-		return CV_EPARSE;
-	type = p[0];
-	epoch = (unsigned int)p[3] << 8 | p[4];
-	rec_len = (size_t)p[11] << 8 | p[12];
-	if (rec_len > len - 13)
-		return CV_EPARSE;
-	/* RFC 5246 section 7.4.9: no application data in epoch 0. */
-	if (type == 23 && epoch == 0)
-		return CV_EPROTO;
-	/* The endpoint is the client: its first flight is a ClientHello
-	 * (msg_type 1, RFC 6347 section 4.2.4). */
-	if (!d->relayed &&
-	    (type != 22 || epoch != 0 || rec_len < 12 || p[13] != 1))
-		return CV_EPROTO;
-	return 0;
+	return cv_dtls_screen_record(p, len, !d->relayed);
 }
 
 static int tunnel_handle_datagram(struct cv_dtls *base, const uint8_t *data,
