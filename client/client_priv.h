@@ -83,10 +83,35 @@ int cv_client_sdp_subscribe_answer(char *buf, size_t cap,
  */
 void cv_client_stamp_put(uint8_t out[CV_CLIENT_STAMP_BYTES], uint64_t now_us);
 
-/* Reads a stamp from a parsed packet's padding (h from cv_rtp_parse of
- * pkt[0..len)). Returns 0, or -ENOENT when it carries none. */
+/* Reads a stamp (either block: the plain one or the check block below)
+ * from a parsed packet's padding (h from cv_rtp_parse of pkt[0..len)).
+ * Returns 0, or -ENOENT when it carries none. */
 int cv_client_stamp_read(const struct cv_rtp_hdr *h, const uint8_t *pkt,
 			 size_t len, uint64_t *send_us);
+
+/*
+ * Perc rooms check that every delivered packet is bit for bit what its
+ * sender sent (defence in depth under the inner AEAD, and the measure of
+ * a faulty node in tests). The padding block then also carries a digest:
+ * 'c' 'v' 0x02, send time (8, as above), digest (8), the pad count: 20
+ * octets. The digest is a 64-bit FNV-1a over SSRC, SEQ, timestamp, PT,
+ * marker (all original values), the payload and the send time, so any
+ * changed octet of what the receiver delivers is a mismatch.
+ */
+#define CV_CLIENT_CHECK_STAMP_BYTES 20
+
+/* Writes the 20-octet block at out for the packet whose header h (the
+ * original values) and payload[0..payload_len) it follows. */
+void cv_client_check_stamp_put(uint8_t out[CV_CLIENT_CHECK_STAMP_BYTES],
+			       const struct cv_rtp_hdr *h,
+			       const uint8_t *payload, size_t payload_len,
+			       uint64_t now_us);
+
+/* Checks a parsed packet's check block (h from cv_rtp_parse of
+ * pkt[0..len)). Returns 0 (matches), -ENOENT (no such block: an
+ * unchecked packet), CV_EINTEGRITY (mismatch). */
+int cv_client_check_stamp_verify(const struct cv_rtp_hdr *h, const uint8_t *pkt,
+				 size_t len);
 
 /* ---- VP8-shaped video (RFC 7741) ---- */
 

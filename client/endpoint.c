@@ -17,10 +17,36 @@
 static void pc_start(struct cv_client_pc *pc);
 static void sub_process_offer(struct cv_client *c);
 
+bool cv_client_state_final(enum cv_client_state s)
+{
+	return s == CV_CLIENT_CLOSED || s == CV_CLIENT_FAILED ||
+	       s == CV_CLIENT_REMOVED;
+}
+
+const char *cv_client_state_name(enum cv_client_state s)
+{
+	switch (s) {
+	case CV_CLIENT_CONNECTING:
+		return "connecting";
+	case CV_CLIENT_JOINED:
+		return "joined";
+	case CV_CLIENT_PUBLISHING:
+		return "publishing";
+	case CV_CLIENT_SUBSCRIBED:
+		return "subscribed";
+	case CV_CLIENT_CLOSED:
+		return "closed";
+	case CV_CLIENT_FAILED:
+		return "failed";
+	case CV_CLIENT_REMOVED:
+		return "removed";
+	}
+	return "?";
+}
+
 void cv_client_set_state(struct cv_client *c, enum cv_client_state s, int err)
 {
-	if (c->state == s || c->state == CV_CLIENT_CLOSED ||
-	    c->state == CV_CLIENT_FAILED)
+	if (c->state == s || cv_client_state_final(c->state))
 		return;
 	/* The state is the latest milestone: PUBLISHING and SUBSCRIBED come
 	 * in either order. CLOSED and FAILED are final. */
@@ -32,6 +58,11 @@ void cv_client_set_state(struct cv_client *c, enum cv_client_state s, int err)
 static void fail(struct cv_client *c, int err)
 {
 	cv_client_set_state(c, CV_CLIENT_FAILED, err);
+}
+
+void cv_client_fail(struct cv_client *c, int err)
+{
+	fail(c, err);
 }
 
 /* ---- WebSocket output ---- */
@@ -148,8 +179,12 @@ static void dtls_connected(void *arg, uint16_t profile_id,
 {
 	struct cv_client_pc *pc = arg;
 	struct cv_client *c = pc->c;
-	int rc = cv_srtp_sessions_from_dtls(profile_id, material, len,
-					    is_client, &pc->rx, &pc->tx);
+	int rc = c->perc.enabled
+			 ? cv_client_perc_connected(pc, profile_id, material,
+						    len, is_client)
+			 : cv_srtp_sessions_from_dtls(profile_id, material, len,
+						      is_client, &pc->rx,
+						      &pc->tx);
 	if (rc) {
 		fail(c, rc);
 		return;
@@ -204,7 +239,16 @@ static int apply_remote(struct cv_client_pc *pc, const struct cv_sdp *sdp,
 	if (!m || !m->ice_pwd)
 		return CV_EPROTO;
 	struct cv_dtls_fingerprint fp;
-	int rc = to_dtls_fp(&m->fingerprint, &fp);
+	int rc = 0;
+	if (c->perc.enabled) {
+		/* Perc: the node's a=fingerprint means nothing; the DTLS
+		 * peer is the Key Distributor, whose fingerprint came from
+		 * the KMS. The endpoint is always the DTLS client. */
+		fp = *cv_client_perc_kd_fp(c);
+		role = CV_DTLS_ROLE_CLIENT;
+	} else {
+		rc = to_dtls_fp(&m->fingerprint, &fp);
+	}
 	if (rc)
 		return rc;
 	struct cv_dtls_callbacks cb = {
@@ -420,6 +464,10 @@ static int error_code(const char *code)
 		return CV_EUNSUPP;
 	if (!strcmp(code, "rate_limited"))
 		return -EAGAIN;
+	if (!strcmp(code, "kms_unavailable"))
+		return -EHOSTDOWN;
+	if (!strcmp(code, "wrong_mode"))
+		return -EPROTOTYPE;
 	return CV_EPROTO;
 }
 
@@ -445,7 +493,20 @@ static void handle_message(struct cv_client *c, const char *text)
 		return;
 	}
 	if (!strcmp(type, "joined")) {
-		cv_client_on_joined(c);
+		int rc = cv_client_perc_on_joined(c, msg);
+		if (rc)
+			fail(c, rc);
+		else
+			cv_client_on_joined(c);
+	} else if (!strcmp(type, "participant_joined")) {
+		cv_client_perc_on_participant(c);
+	} else if (!strcmp(type, "rekey") && c->perc.enabled) {
+		int rc = cv_client_perc_rekey(c);
+		if (rc)
+			fail(c, rc);
+	} else if (!strcmp(type, "removed")) {
+		/* A member removed us: media stops, the node closes. */
+		cv_client_set_state(c, CV_CLIENT_REMOVED, 0);
 	} else if (!strcmp(type, "publish_answer")) {
 		const char *sdp =
 			json_string_value(json_object_get(msg, "sdp"));
@@ -469,7 +530,7 @@ static void ws_closed(struct cv_client *c, int err)
 {
 	c->wsi = NULL;
 	c->ws_open = false;
-	if (c->state == CV_CLIENT_CLOSED || c->state == CV_CLIENT_FAILED)
+	if (cv_client_state_final(c->state))
 		return;
 	if (err)
 		fail(c, err);
@@ -489,6 +550,11 @@ int cv_client_ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		c->ws_open = true;
 		if (c->janus) {
 			cv_client_janus_open(c);
+			break;
+		}
+		int prc = cv_client_perc_prepare(c);
+		if (prc) {
+			fail(c, prc);
 			break;
 		}
 		cv_client_send_json(
@@ -661,6 +727,9 @@ static void on_recv(NiceAgent *agent, guint stream_id, guint component_id,
 	if (!len)
 		return;
 	uint8_t b = (uint8_t)buf[0];
+	if (pc->c->perc.tap && !pc->publish && b >= 128 && b <= 191 &&
+	    !cv_rtp_is_rtcp((const uint8_t *)buf, len))
+		pc->c->perc.tap(pc->c->perc.tap_arg, (const uint8_t *)buf, len);
 	/* RFC 7983 7: 20..63 DTLS, 128..191 RTP/RTCP. */
 	if (b >= 20 && b <= 63) {
 		if (pc->dtls)
@@ -702,14 +771,16 @@ void cv_client_tick(struct cv_client *c, uint64_t now)
 		release_held(pcs[i], now);
 	for (int i = 0; i < 2; i++) {
 		struct cv_dtls *d = pcs[i]->dtls;
-		if (!d || c->state == CV_CLIENT_FAILED)
+		if (!d || cv_client_state_final(c->state))
 			continue;
 		int64_t due = cv_dtls_next_timeout_ms(d, now / 1000);
 		if (due == 0)
 			cv_dtls_handle_timer(d, now / 1000);
 	}
-	if (c->state != CV_CLIENT_FAILED && c->state != CV_CLIENT_CLOSED)
+	if (!cv_client_state_final(c->state))
 		cv_client_media_tick(c, now);
+	if (c->perc.enabled)
+		cv_client_perc_tick(c, now);
 	if (c->janus)
 		cv_client_janus_tick(c, now);
 }
@@ -822,7 +893,7 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	    (o->target != CV_CLIENT_TARGET_CONCLAVE && !janus) ||
 	    (o->relay_only && !o->turn_server) || o->rx_loss < 0 ||
 	    o->rx_loss > 1 || o->rx_reorder < 0 || o->rx_reorder > 1 ||
-	    o->rx_jitter_ms > 10000 ||
+	    o->tx_loss < 0 || o->tx_loss > 1 || o->rx_jitter_ms > 10000 ||
 	    parse_url(o->url, host, sizeof(host), &port, &path))
 		return -EINVAL;
 	struct cv_client *c = g_new0(struct cv_client, 1);
@@ -850,6 +921,7 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 	c->rx_loss_burst = o->rx_loss_burst;
 	c->rx_jitter_ms = o->rx_jitter_ms;
 	c->rx_reorder = o->rx_reorder;
+	c->tx_loss = o->tx_loss;
 	c->audio = o->audio;
 	c->video = o->video;
 	c->subscribe = o->subscribe;
@@ -869,6 +941,10 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 		c->history = g_new0(struct cv_client_sent_pkt,
 				    CV_CLIENT_RTX_HISTORY);
 	int rc = janus ? cv_client_janus_create(c, o->janus_room) : 0;
+	if (!rc && o->perc.enabled && janus)
+		rc = -EINVAL;
+	if (!rc)
+		rc = cv_client_perc_init(c, o, host, port);
 	if (!rc)
 		rc = make_agent(c);
 	if (rc) {
@@ -902,13 +978,21 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
 
 void cv_client_leave(struct cv_client *c)
 {
-	if (!c || c->state == CV_CLIENT_CLOSED || c->state == CV_CLIENT_FAILED)
+	if (!c || cv_client_state_final(c->state))
 		return;
 	if (c->janus)
 		cv_client_janus_leave(c);
 	else
 		cv_client_send_json(c, json_pack("{s:s}", "type", "leave"));
 	cv_client_set_state(c, CV_CLIENT_CLOSED, 0);
+}
+
+void cv_client_mute(struct cv_client *c, bool video, bool muted)
+{
+	if (!c || c->janus || cv_client_state_final(c->state))
+		return;
+	cv_client_send_json(c, json_pack("{s:s,s:s,s:b}", "type", "mute", "mid",
+					 video ? "v0" : "a0", "muted", muted));
 }
 
 static void pc_fini(struct cv_client *c, struct cv_client_pc *pc)
@@ -951,6 +1035,7 @@ void cv_client_destroy(struct cv_client *c)
 		g_object_unref(agents[i]);
 	}
 	cv_client_janus_destroy(c);
+	cv_client_perc_fini(c);
 	char *s;
 	while ((s = g_queue_pop_head(&c->outq)))
 		free(s);

@@ -13,7 +13,10 @@
 #include "client/client_priv.h"
 #include "conclave/client.h"
 #include "conclave/dtls.h"
+#include "conclave/kms_client.h"
+#include "conclave/perc_e2e.h"
 #include "conclave/srtp.h"
+#include "conclave/tunnel.h"
 
 #define CV_CLIENT_OPUS_RING    50 /* 1 s of 20 ms frames */
 #define CV_CLIENT_OPUS_MAX     400
@@ -89,6 +92,36 @@ struct cv_client_sink {
 	size_t n_nack;
 };
 
+/* Perc state of one endpoint (perc_ep.c). */
+struct cv_client_perc {
+	bool enabled;
+	bool via_node; /* the KMS channel goes through the node's relay */
+	char *kms_host;
+	uint16_t kms_port;
+	char *kms_cert_file, *kms_cert_pem, *kms_token;
+	bool create_room;
+	GPtrArray *add_members; /* g_strdup'ed subs */
+	struct cv_kms_client *kms;
+	bool have_key;
+	struct cv_perc_ekt_key ekt; /* current EKT key */
+	uint32_t epoch;
+	struct cv_dtls_fingerprint kd_fp;
+	struct cv_tunnel_assoc_id assoc[2]; /* publish, subscribe */
+	bool have_assoc;
+	enum cv_perc_profile profile; /* of our senders */
+	struct cv_perc_sender *a_tx, *v_tx;
+	struct cv_perc_receiver *rx;
+	uint16_t old_spi[CV_PERC_MAX_EKT_KEYS]; /* to forget at old_at_us */
+	uint64_t old_at_us[CV_PERC_MAX_EKT_KEYS];
+	size_t n_old;
+	uint64_t announce_until_us; /* FullEKTField on every packet */
+	struct cv_client_perc_stats st;
+	struct cv_client_perc_keys keys;
+	const char *failed_step; /* static; cv_client_perc_failed_step */
+	cv_client_tap_fn *tap;
+	void *tap_arg;
+};
+
 struct cv_client_sent_pkt {
 	uint16_t seq;
 	uint16_t len; /* 0: empty slot */
@@ -109,6 +142,7 @@ struct cv_client {
 	unsigned rx_loss_burst, burst_left;
 	unsigned rx_jitter_ms;
 	double rx_reorder;
+	double tx_loss;
 	GRand *rand;
 
 	enum cv_client_state state;
@@ -143,11 +177,16 @@ struct cv_client {
 	struct cv_client_sink sinks[CV_CLIENT_MAX_TRACKS];
 	size_t n_sinks;
 	uint64_t unknown_ssrc;
+
+	struct cv_client_perc perc;
 };
 
 struct cv_client_janus;
 
 /* endpoint.c */
+/* CLOSED, FAILED and REMOVED are final. */
+bool cv_client_state_final(enum cv_client_state s);
+void cv_client_fail(struct cv_client *c, int err);
 /* Runs an endpoint's timers (DTLS retransmission, media pacing,
  * feedback); called by the loop every CV_CLIENT_TICK_MS. */
 void cv_client_tick(struct cv_client *c, uint64_t now_us);
@@ -188,6 +227,41 @@ void cv_client_janus_leave(struct cv_client *c);
 void cv_client_media_tick(struct cv_client *c, uint64_t now_us);
 void cv_client_media_recv(struct cv_client_pc *pc, uint8_t *buf, size_t len);
 uint64_t cv_client_now_us(void);
+
+/* perc_ep.c: the perc room steps (docs/perc.md "The endpoint"). */
+/* Copies opts->perc into c->perc and creates the KMS client (no I/O).
+ * Returns 0, -EINVAL, or cv_kms_client_create's errors. */
+int cv_client_perc_init(struct cv_client *c, const struct cv_client_opts *o,
+			const char *node_host, int node_port);
+void cv_client_perc_fini(struct cv_client *c);
+/* Before the join: KMS handshake, optional create/add, GET_KEY. */
+int cv_client_perc_prepare(struct cv_client *c);
+/* `joined` (json borrowed): registers our fingerprint for both assoc
+ * ids. */
+int cv_client_perc_on_joined(struct cv_client *c, json_t *msg);
+/* `rekey`: GET_KEY and, if the key changed, rekey. */
+int cv_client_perc_rekey(struct cv_client *c);
+/* The fingerprint the DTLS of a perc connection pins (the KD's). */
+const struct cv_dtls_fingerprint *cv_client_perc_kd_fp(struct cv_client *c);
+/* A perc connection's DTLS is done: hop sessions from the double keys,
+ * senders (publish) or receiver (subscribe). */
+int cv_client_perc_connected(struct cv_client_pc *pc, uint16_t profile_id,
+			     const uint8_t *material, size_t len,
+			     bool is_client);
+/* Double-protects one of our RTP packets for ssrc in place. */
+int cv_client_perc_protect(struct cv_client *c, uint32_t ssrc, uint8_t *buf,
+			   size_t *len, size_t cap);
+/* Removes both layers of a received packet; fills *hop_seq. 0 or a
+ * counted drop. */
+int cv_client_perc_unprotect(struct cv_client_pc *pc, uint8_t *buf, size_t *len,
+			     uint16_t *hop_seq);
+/* A receiver may be new (PLI/FIR): restarts the FullEKTField burst of
+ * our senders (no key change). */
+void cv_client_perc_announce(struct cv_client *c);
+/* `participant_joined`: a FullEKTField on every packet for a while. */
+void cv_client_perc_on_participant(struct cv_client *c);
+/* Timers: forgets old EKT keys after the rotation grace. */
+void cv_client_perc_tick(struct cv_client *c, uint64_t now_us);
 
 /* lws protocol callback (endpoint.c), used by loop.c's context. */
 int cv_client_ws_callback(struct lws *wsi, enum lws_callback_reasons reason,

@@ -3,18 +3,12 @@
  * requests, and the HTTP carrier. The wire format and the crypto are
  * kms/proto/ (shared with conclave-kms, nothing else is).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -26,11 +20,15 @@
 #include "conclave/clock.h"
 #include "conclave/err.h"
 #include "conclave/kms_client.h"
+#include "conclave/tcp_exchange.h"
 #include "kms/proto/kms_proto.h"
 
 #define TIMEOUT_DEFAULT_MS 5000
 #define REQ_TTL_DEFAULT_MS 30000
 #define HTTP_HEAD_MAX	   4096
+/* Extra request headers (cv_kms_client_http_ex): the node token and two
+ * short ones fit. */
+#define HTTP_EXTRA_MAX (6 * 1024)
 
 struct cv_kms_client {
 	char host[64];
@@ -39,6 +37,7 @@ struct cv_kms_client {
 	uint8_t kms_pub[CV_KMS_EC_PUB_BYTES];
 	char *token;
 	size_t token_len;
+	char *core_token; /* node JWT for two-part add/remove, or NULL */
 	cv_kms_transport_fn transport;
 	void *transport_arg;
 	uint32_t timeout_ms;
@@ -90,6 +89,9 @@ int cv_kms_client_create(struct cv_kms_client **out,
 {
 	if (!out || !o || !o->token || !o->token[0] ||
 	    strlen(o->token) > CV_KMS_TOKEN_MAX_BYTES ||
+	    (o->core_token &&
+	     !cv_kms_wire_str_valid(o->core_token, strlen(o->core_token),
+				    CV_KMS_TOKEN_MAX_BYTES)) ||
 	    !o->kms_cert_file == !o->kms_cert_pem ||
 	    (!o->transport && (!o->host || strlen(o->host) >= 64)))
 		return -EINVAL;
@@ -97,7 +99,11 @@ int cv_kms_client_create(struct cv_kms_client **out,
 	if (!c)
 		return -ENOMEM;
 	c->token = strdup(o->token);
-	int err = c->token ? load_cert_key(o, &c->kms_key) : -ENOMEM;
+	if (o->core_token)
+		c->core_token = strdup(o->core_token);
+	int err = c->token && (!o->core_token || c->core_token)
+			  ? load_cert_key(o, &c->kms_key)
+			  : -ENOMEM;
 	if (!err && cv_kms_ec_pub_encode(c->kms_key, c->kms_pub))
 		err = CV_EUNSUPP;
 	if (err) {
@@ -136,6 +142,10 @@ void cv_kms_client_destroy(struct cv_kms_client *c)
 		OPENSSL_cleanse(c->token, strlen(c->token));
 		free(c->token);
 	}
+	if (c->core_token) {
+		OPENSSL_cleanse(c->core_token, strlen(c->core_token));
+		free(c->core_token);
+	}
 	EVP_PKEY_free(c->kms_key);
 	OPENSSL_cleanse(c->plain, sizeof(c->plain));
 	free(c);
@@ -173,13 +183,36 @@ static int status_err(enum cv_kms_status st)
 	}
 }
 
-static int exchange(struct cv_kms_client *c, size_t len, size_t *resp_len)
+/* core: the node's part of an add/remove (headers for the relay), or
+ * NULL. */
+static int exchange(struct cv_kms_client *c, size_t len, const char *core,
+		    size_t *resp_len)
 {
 	if (c->transport)
 		return c->transport(c->transport_arg, c->msg, len, c->resp,
 				    sizeof(c->resp), resp_len);
-	return cv_kms_client_http(c->host, c->port, c->timeout_ms, c->msg, len,
-				  c->resp, sizeof(c->resp), resp_len);
+	return cv_kms_client_http_ex(c->host, c->port, c->timeout_ms, core,
+				     c->msg, len, c->resp, sizeof(c->resp),
+				     resp_len, NULL, 0);
+}
+
+/* The Conclave-Core/Op/Member lines of a two-part add/remove (docs/kms.md)
+ * into out, or NULL when there is no node token or the op is another. */
+static const char *core_headers(const struct cv_kms_client *c,
+				enum cv_kms_op op, const char *member,
+				char *out, size_t cap)
+{
+	if (!c->core_token || !member ||
+	    (op != CV_KMS_OP_ADD_MEMBER && op != CV_KMS_OP_REMOVE_MEMBER))
+		return NULL;
+	int n = snprintf(out, cap,
+			 "Conclave-Core: %s\r\nConclave-Op: %s\r\n"
+			 "Conclave-Member: %s\r\n",
+			 c->core_token,
+			 op == CV_KMS_OP_ADD_MEMBER ? "add_member"
+						    : "remove_member",
+			 member);
+	return n > 0 && (size_t)n < cap ? out : NULL;
 }
 
 /* A plain ERROR answer: unauthenticated (a relay could forge one), so it
@@ -257,7 +290,7 @@ int cv_kms_client_connect(struct cv_kms_client *c)
 	if (!err)
 		err = hello_build(c, mine, &len);
 	if (!err)
-		err = exchange(c, len, &rlen);
+		err = exchange(c, len, NULL, &rlen);
 	if (!err && cv_kms_msg_parse(c->resp, rlen, &m))
 		err = CV_EPROTO;
 	if (!err && m.type == CV_KMS_MSG_ERROR) {
@@ -293,9 +326,11 @@ out:
  */
 
 /* Sends one request; on success c->plain holds the RESPONSE body, parsed
- * into *r (status ok, our seq and op). */
+ * into *r (status ok, our seq and op). assoc, fp: REGISTER_ENDPOINT's
+ * (CV_KMS_ASSOC_BYTES, CV_KMS_FP_BYTES), else NULL. */
 static int request(struct cv_kms_client *c, enum cv_kms_op op, const char *room,
-		   const char *member, struct cv_kms_resp *r)
+		   const char *member, const uint8_t *assoc, const uint8_t *fp,
+		   struct cv_kms_resp *r)
 {
 	if (!c || !room)
 		return -EINVAL;
@@ -308,8 +343,13 @@ static int request(struct cv_kms_client *c, enum cv_kms_op op, const char *room,
 		.room_len = strlen(room),
 		.member = member ? member : "",
 		.member_len = member ? strlen(member) : 0,
+		.assoc = assoc,
+		.fp = fp,
 	};
-	uint8_t body[2 + 8 + 2 * 256];
+	char core_buf[HTTP_EXTRA_MAX];
+	const char *core =
+		core_headers(c, op, member, core_buf, sizeof(core_buf));
+	uint8_t body[2 + 8 + 2 * 256 + CV_KMS_ASSOC_BYTES + CV_KMS_FP_BYTES];
 	int n = cv_kms_req_write(body, sizeof(body), &q);
 	if (n < 0)
 		return -EINVAL;
@@ -324,7 +364,9 @@ static int request(struct cv_kms_client *c, enum cv_kms_op op, const char *room,
 		return s;
 	size_t rlen = 0;
 	struct cv_kms_msg m;
-	int err = exchange(c, (size_t)h + (size_t)s, &rlen);
+	int err = exchange(c, (size_t)h + (size_t)s, core, &rlen);
+	if (core)
+		OPENSSL_cleanse(core_buf, sizeof(core_buf));
 	if (err)
 		return err;
 	if (cv_kms_msg_parse(c->resp, rlen, &m))
@@ -356,7 +398,7 @@ static int epoch_call(struct cv_kms_client *c, enum cv_kms_op op,
 		      const char *room, const char *member, uint32_t *epoch)
 {
 	struct cv_kms_resp r;
-	int err = request(c, op, room, member, &r);
+	int err = request(c, op, room, member, NULL, NULL, &r);
 	if (!err && epoch)
 		*epoch = r.epoch;
 	if (c)
@@ -401,7 +443,7 @@ int cv_kms_client_get_room_key(struct cv_kms_client *c, const char *room,
 	if (!out)
 		return -EINVAL;
 	struct cv_kms_resp r;
-	int err = request(c, CV_KMS_OP_GET_KEY, room, NULL, &r);
+	int err = request(c, CV_KMS_OP_GET_KEY, room, NULL, NULL, NULL, &r);
 	if (!err) {
 		cv_kms_room_key_wipe(out);
 		out->epoch = r.epoch;
@@ -410,7 +452,27 @@ int cv_kms_client_get_room_key(struct cv_kms_client *c, const char *room,
 		out->uri[r.uri_len] = '\0';
 		cv_secret_set(&out->key, r.key, r.key_len);
 		cv_secret_set(&out->inner_salt, r.salt, r.salt_len);
+		if (r.kd_fp_len == CV_KMS_FP_BYTES) {
+			out->kd_fp.hash = CV_DTLS_HASH_SHA256;
+			out->kd_fp.len = CV_KMS_FP_BYTES;
+			memcpy(out->kd_fp.md, r.kd_fp, CV_KMS_FP_BYTES);
+		}
 	}
+	if (c)
+		OPENSSL_cleanse(c->plain, sizeof(c->plain));
+	return err;
+}
+
+int cv_kms_client_register_endpoint(struct cv_kms_client *c, const char *room,
+				    const struct cv_tunnel_assoc_id *assoc,
+				    const struct cv_dtls_fingerprint *fp)
+{
+	if (!assoc || !fp || fp->hash != CV_DTLS_HASH_SHA256 ||
+	    fp->len != CV_KMS_FP_BYTES)
+		return -EINVAL;
+	struct cv_kms_resp r;
+	int err = request(c, CV_KMS_OP_REGISTER_ENDPOINT, room, NULL, assoc->b,
+			  fp->md, &r);
 	if (c)
 		OPENSSL_cleanse(c->plain, sizeof(c->plain));
 	return err;
@@ -431,107 +493,29 @@ int cv_kms_room_key_to_ekt(const struct cv_kms_room_key *k,
 /* ---- HTTP carrier ---------------------------------------------------------
  */
 
-static int64_t left_ms(const struct timespec *deadline)
+/* Copies the value of the Conclave-Status header of head[0..h) into out
+ * ("" when absent). */
+static void http_status_header(const uint8_t *buf, size_t h, char *out,
+			       size_t cap)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)(deadline->tv_sec - t.tv_sec) * 1000 +
-	       (deadline->tv_nsec - t.tv_nsec) / 1000000;
-}
-
-static int wait_fd(int fd, short ev, const struct timespec *deadline)
-{
-	for (;;) {
-		int64_t ms = left_ms(deadline);
-		if (ms <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = {.fd = fd, .events = ev};
-		int n = poll(&p, 1, (int)ms);
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-static int dial(const char *host, uint16_t port,
-		const struct timespec *deadline, int *fd_out)
-{
-	struct sockaddr_storage ss = {0};
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	socklen_t sl;
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		sl = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		sl = sizeof(*in6);
-	} else {
-		return -EINVAL;
-	}
-	int fd = socket(ss.ss_family,
-			SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	int err = 0;
-	if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
-		err = errno == EINPROGRESS ? wait_fd(fd, POLLOUT, deadline)
-					   : -errno;
-		int so = 0;
-		socklen_t l = sizeof(so);
-		if (!err && getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &l) == 0)
-			err = -so;
-	}
-	if (err) {
-		close(fd);
-		return err;
-	}
-	*fd_out = fd;
-	return 0;
-}
-
-static int send_all(int fd, const uint8_t *p, size_t len,
-		    const struct timespec *deadline)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			int err = wait_fd(fd, POLLOUT, deadline);
-			if (err)
-				return err;
+	static const char name[] = "conclave-status:";
+	const size_t nl = sizeof(name) - 1;
+	out[0] = '\0';
+	for (size_t i = 0; i + nl < h; i++) {
+		if ((i != 0 && buf[i - 1] != '\n') ||
+		    strncasecmp((const char *)buf + i, name, nl))
 			continue;
+		size_t a = i + nl, e = a;
+		while (a < h && buf[a] == ' ')
+			a++;
+		e = a;
+		while (e < h && buf[e] > 0x20 && buf[e] < 0x7f)
+			e++;
+		if (e - a < cap) {
+			memcpy(out, buf + a, e - a);
+			out[e - a] = '\0';
 		}
-		if (n <= 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Reads until the peer closes (Connection: close) or buf is full. */
-static int recv_all(int fd, uint8_t *buf, size_t cap, size_t *got,
-		    const struct timespec *deadline)
-{
-	*got = 0;
-	for (;;) {
-		if (*got == cap)
-			return -ENOBUFS;
-		ssize_t n = recv(fd, buf + *got, cap - *got, 0);
-		if (n == 0)
-			return 0;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			int err = wait_fd(fd, POLLIN, deadline);
-			if (err)
-				return err;
-			continue;
-		}
-		if (n < 0)
-			return -EIO;
-		*got += (size_t)n;
+		return;
 	}
 }
 
@@ -558,52 +542,80 @@ static int http_body(const uint8_t *buf, size_t got, const uint8_t **body,
 	return 0;
 }
 
+/* Extra header lines: "Name: value\r\n" each (none empty), printable
+ * otherwise: nothing can end the head early or smuggle a line. */
+static bool headers_valid(const char *h)
+{
+	size_t n = strlen(h), line = 0;
+	if (n > HTTP_EXTRA_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)h[i];
+		if (ch == '\r') {
+			if (h[i + 1] != '\n' || line == 0)
+				return false;
+			i++;
+			line = 0;
+			continue;
+		}
+		if (ch < 0x20 || ch >= 0x7f)
+			return false;
+		line++;
+	}
+	return line == 0;
+}
+
 int cv_kms_client_http(const char *host, uint16_t port, uint32_t timeout_ms,
 		       const uint8_t *req, size_t req_len, uint8_t *resp,
 		       size_t cap, size_t *resp_len)
 {
+	return cv_kms_client_http_ex(host, port, timeout_ms, NULL, req, req_len,
+				     resp, cap, resp_len, NULL, 0);
+}
+
+int cv_kms_client_http_ex(const char *host, uint16_t port, uint32_t timeout_ms,
+			  const char *headers, const uint8_t *req,
+			  size_t req_len, uint8_t *resp, size_t cap,
+			  size_t *resp_len, char *status, size_t status_cap)
+{
 	if (!host || !req || !resp || !resp_len ||
-	    req_len > CV_KMS_MSG_MAX_BYTES)
+	    req_len > CV_KMS_MSG_MAX_BYTES || (status && !status_cap) ||
+	    (headers && !headers_valid(headers)))
 		return -EINVAL;
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
+	if (status)
+		status[0] = '\0';
+	char *head = malloc(256 + HTTP_EXTRA_MAX);
+	uint8_t *buf = malloc(HTTP_HEAD_MAX + CV_KMS_MSG_MAX_BYTES);
+	if (!buf || !head) {
+		free(buf);
+		free(head);
+		return -ENOMEM;
 	}
-	char head[256];
-	int hn = snprintf(head, sizeof(head),
+	int hn = snprintf(head, 256 + HTTP_EXTRA_MAX,
 			  "POST /v1/channel HTTP/1.1\r\nHost: %s\r\n"
 			  "Content-Type: application/octet-stream\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			  host, req_len);
-	uint8_t *buf = malloc(HTTP_HEAD_MAX + CV_KMS_MSG_MAX_BYTES);
-	if (!buf)
-		return -ENOMEM;
-	int fd = -1;
+			  "Content-Length: %zu\r\n%sConnection: close\r\n"
+			  "\r\n",
+			  host, req_len, headers ? headers : "");
 	size_t got = 0, blen = 0;
 	const uint8_t *body = NULL;
-	int err = dial(host, port, &deadline, &fd);
-	if (!err)
-		err = send_all(fd, (const uint8_t *)head, (size_t)hn,
-			       &deadline);
-	if (!err)
-		err = send_all(fd, req, req_len, &deadline);
-	if (!err)
-		err = recv_all(fd, buf, HTTP_HEAD_MAX + CV_KMS_MSG_MAX_BYTES,
-			       &got, &deadline);
+	int err = cv_tcp_exchange(host, port, timeout_ms, (const uint8_t *)head,
+				  (size_t)hn, req, req_len, buf,
+				  HTTP_HEAD_MAX + CV_KMS_MSG_MAX_BYTES, &got);
 	if (!err)
 		err = http_body(buf, got, &body, &blen);
+	if (!err && status)
+		http_status_header(buf, (size_t)(body - buf), status,
+				   status_cap);
 	if (!err && blen > cap)
 		err = -ENOBUFS;
 	if (!err) {
 		memcpy(resp, body, blen);
 		*resp_len = blen;
 	}
-	if (fd >= 0)
-		close(fd);
+	/* The head may hold a node token. */
+	OPENSSL_cleanse(head, 256 + HTTP_EXTRA_MAX);
+	free(head);
 	free(buf);
 	return err;
 }

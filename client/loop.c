@@ -120,8 +120,7 @@ static bool any_active(const struct cv_client_loop *loop)
 {
 	for (guint i = 0; i < loop->clients->len; i++) {
 		const struct cv_client *c = g_ptr_array_index(loop->clients, i);
-		if (c->state != CV_CLIENT_CLOSED &&
-		    c->state != CV_CLIENT_FAILED)
+		if (!cv_client_state_final(c->state))
 			return true;
 	}
 	return false;

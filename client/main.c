@@ -23,28 +23,20 @@
 
 static const char *state_name(enum cv_client_state s)
 {
-	switch (s) {
-	case CV_CLIENT_CONNECTING:
-		return "connecting";
-	case CV_CLIENT_JOINED:
-		return "joined";
-	case CV_CLIENT_PUBLISHING:
-		return "publishing";
-	case CV_CLIENT_SUBSCRIBED:
-		return "subscribed";
-	case CV_CLIENT_CLOSED:
-		return "closed";
-	case CV_CLIENT_FAILED:
-		return "failed";
-	}
-	return "?";
+	return cv_client_state_name(s);
 }
 
 struct cli {
-	bool json, verbose, progress;
+	bool json, verbose, progress, perc;
+	/* --perc-remove MEMBER after --perc-remove-after seconds */
+	const char *remove_member;
+	double remove_after_s;
+	/* --mute-video-at S --mute-video-for S (the first endpoint) */
+	double mute_at_s, mute_for_s;
 	int err;
 	bool published, subscribed;
 	unsigned events;
+	struct cv_client *c; /* set once created */
 };
 
 static void on_state(void *arg, enum cv_client_state s, int err)
@@ -59,6 +51,17 @@ static void on_state(void *arg, enum cv_client_state s, int err)
 	if (cli->verbose)
 		fprintf(stderr, "conclave-client: %s%s%s\n", state_name(s),
 			err ? ": " : "", err ? cv_strerror(err) : "");
+	if (s == CV_CLIENT_FAILED && cli->c &&
+	    cv_client_perc_failed_step(cli->c)) {
+		const char *st = cv_client_perc_kms_status(cli->c);
+		/* Always said, verbose or not: the one line a user needs. */
+		fprintf(stderr, "conclave-client: kms: %s failed: %s (%s%s)\n",
+			cv_client_perc_failed_step(cli->c), cv_strerror(err),
+			st[0] ? "the KMS answered "
+			      : "the KMS or the node's "
+				"relay is unreachable",
+			st);
+	}
 }
 
 static void on_event(void *arg, const char *type, const char *json)
@@ -71,8 +74,8 @@ static void on_event(void *arg, const char *type, const char *json)
 		fprintf(stderr, "conclave-client: node error: %s\n", json);
 }
 
-/* GET http://host:port/dev/token?room=R (--dev nodes only). */
-static char *fetch_dev_token(const char *url, const char *room)
+/* GET http://host:port/dev/token?room=R[&mode=perc] (--dev nodes only). */
+static char *fetch_dev_token(const char *url, const char *room, bool perc)
 {
 	char host[256];
 	int port = 80;
@@ -93,9 +96,10 @@ static char *fetch_dev_token(const char *url, const char *room)
 	}
 	freeaddrinfo(ai);
 	char req[512];
-	int n = snprintf(req, sizeof(req),
-			 "GET /dev/token?room=%s HTTP/1.0\r\nHost: %s\r\n\r\n",
-			 room, host);
+	int n = snprintf(
+		req, sizeof(req),
+		"GET /dev/token?room=%s%s HTTP/1.0\r\nHost: %s\r\n\r\n", room,
+		perc ? "&mode=perc" : "", host);
 	char resp[8192];
 	size_t len = 0;
 	if (write(fd, req, (size_t)n) == n) {
@@ -114,6 +118,32 @@ static char *fetch_dev_token(const char *url, const char *room)
 	char *out = tok ? strdup(tok) : NULL;
 	json_decref(doc);
 	return out;
+}
+
+/* The perc counters (docs/perc.md "The endpoint"). */
+static json_t *perc_report(const struct cv_client *c)
+{
+	struct cv_client_perc_stats p;
+	cv_client_perc_stats(c, &p);
+	json_t *drops = json_object();
+	for (int i = 0; i < CV_PERC_DROP_COUNT; i++)
+		json_object_set_new(drops,
+				    cv_perc_drop_name((enum cv_perc_drop)i),
+				    json_integer((json_int_t)p.drops[i]));
+	json_t *o = json_object();
+#define PNUM(f) json_object_set_new(o, #f, json_integer((json_int_t)p.f))
+	PNUM(sent);
+	PNUM(verified);
+	PNUM(payload_mismatch);
+	PNUM(unknown_ssrc);
+	PNUM(seq_rewritten);
+	PNUM(rekeys);
+	PNUM(retransmits);
+	PNUM(spi);
+	PNUM(epoch);
+#undef PNUM
+	json_object_set_new(o, "drops", drops);
+	return o;
 }
 
 static json_t *report(const struct cv_client *c, const struct cli *cli)
@@ -163,16 +193,21 @@ static json_t *report(const struct cv_client *c, const struct cli *cli)
 	SNUM(retransmits);
 	SNUM(plis_received);
 	SNUM(impair_dropped);
+	SNUM(tx_impair_dropped);
 #undef SNUM
 	json_t *ice = json_pack("{s:s?,s:s?}", "publish",
 				cv_client_ice_local_type(c, true), "subscribe",
 				cv_client_ice_local_type(c, false));
-	return json_pack("{s:s,s:s?,s:b,s:b,s:i,s:o,s:o,s:o}", "state",
-			 state_name(cv_client_get_state(c)), "error",
-			 cli->err ? cv_strerror(cli->err) : NULL, "published",
-			 cli->published, "subscribed", cli->subscribed,
-			 "events", (json_int_t)cli->events, "ice", ice, "sent",
-			 sent, "tracks", tracks);
+	json_t *rep =
+		json_pack("{s:s,s:s?,s:b,s:b,s:i,s:o,s:o,s:o}", "state",
+			  state_name(cv_client_get_state(c)), "error",
+			  cli->err ? cv_strerror(cli->err) : NULL, "published",
+			  cli->published, "subscribed", cli->subscribed,
+			  "events", (json_int_t)cli->events, "ice", ice, "sent",
+			  sent, "tracks", tracks);
+	if (cli->perc)
+		json_object_set_new(rep, "perc", perc_report(c));
+	return rep;
 }
 
 /* One line per endpoint and per received track. */
@@ -250,7 +285,7 @@ static int run(const struct cv_client_opts *base, const struct cli *proto,
 				 base->name ? base->name : "endpoint");
 		o.name = names[i];
 		if (dev_token) {
-			tok[i] = fetch_dev_token(o.url, o.room);
+			tok[i] = fetch_dev_token(o.url, o.room, o.perc.enabled);
 			if (!tok[i]) {
 				fprintf(stderr, "conclave-client: cannot fetch "
 						"a dev token from the node\n");
@@ -261,6 +296,7 @@ static int run(const struct cv_client_opts *base, const struct cli *proto,
 		}
 		struct cv_client_callbacks cb = {on_state, on_event, &cli[i]};
 		rc = cv_client_create(&c[i], loop, &o, &cb);
+		cli[i].c = c[i];
 		if (rc) {
 			fprintf(stderr, "conclave-client: %s\n",
 				cv_strerror(rc));
@@ -268,18 +304,57 @@ static int run(const struct cv_client_opts *base, const struct cli *proto,
 		}
 	}
 	uint64_t left_ms = status ? 0 : (uint64_t)(duration * 1000);
-	for (unsigned sec = 1; left_ms; sec++) {
+	uint64_t remove_ms = proto->remove_member
+				     ? (uint64_t)(proto->remove_after_s * 1000)
+				     : UINT64_MAX;
+	uint64_t done_ms = 0;
+	uint64_t mute_ms = proto->mute_for_s > 0
+				   ? (uint64_t)(proto->mute_at_s * 1000)
+				   : UINT64_MAX;
+	uint64_t unmute_ms =
+		mute_ms == UINT64_MAX
+			? UINT64_MAX
+			: mute_ms + (uint64_t)(proto->mute_for_s * 1000);
+	while (left_ms) {
 		uint64_t slice =
-			proto->progress && left_ms > 1000 ? 1000 : left_ms;
+			proto->progress ? 1000 - done_ms % 1000 : left_ms;
+		if (slice > left_ms)
+			slice = left_ms;
+		uint64_t marks[3] = {remove_ms, mute_ms, unmute_ms};
+		for (int m = 0; m < 3; m++)
+			if (marks[m] > done_ms && marks[m] - done_ms < slice)
+				slice = marks[m] - done_ms;
 		cv_client_loop_run(loop, slice, true);
 		left_ms -= slice;
-		if (proto->progress)
-			progress(c, names, n, sec);
+		done_ms += slice;
+		if (mute_ms != UINT64_MAX &&
+		    (done_ms == mute_ms || done_ms == unmute_ms))
+			cv_client_mute(c[0], true, done_ms == mute_ms);
+		if (done_ms == remove_ms) {
+			/* The first endpoint removes the member. */
+			rc = cv_client_perc_remove_member(c[0],
+							  proto->remove_member);
+			fprintf(stderr, "conclave-client: remove %s: %s\n",
+				proto->remove_member,
+				rc ? cv_strerror(rc) : "ok");
+			if (rc)
+				status = 1;
+		}
+		if (proto->progress && done_ms % 1000 == 0)
+			progress(c, names, n, (unsigned)(done_ms / 1000));
 	}
 	json_t *all = json_array();
 	for (unsigned i = 0; i < n && c[i]; i++) {
 		if (cv_client_get_state(c[i]) == CV_CLIENT_FAILED)
 			status = 1;
+		if (cli[i].perc) {
+			/* A perc endpoint that delivered something else
+			 * than what was sent fails the run. */
+			struct cv_client_perc_stats ps;
+			cv_client_perc_stats(c[i], &ps);
+			if (ps.payload_mismatch)
+				status = 1;
+		}
 		json_t *rep = report(c[i], &cli[i]);
 		json_object_set_new(rep, "name", json_string(names[i]));
 		json_array_append_new(all, rep);
@@ -323,6 +398,15 @@ static void usage(FILE *f)
 		   "         [--relay-only] [--verbose]\n"
 		   "         [--rx-loss PCT --rx-loss-burst N --rx-jitter MS "
 		   "--rx-reorder PCT]\n"
+		   "         [--perc --kms-token T (--kms-cert FILE | "
+		   "--kms-cert-pem PEM)\n"
+		   "          [--kms-host IP --kms-port P] [--perc-create-room]"
+		   " [--perc-add SUB]...\n"
+		   "          [--perc-remove SUB --perc-remove-after S]]\n"
+		   "         [--mute-video-at S --mute-video-for S] "
+		   "[--tx-loss PCT]\n"
+		   "         (perc: the KMS channel goes through the node "
+		   "unless --kms-host)\n"
 		   "       conclave-client --target janus --url "
 		   "ws://127.0.1.1:8188/ [--janus-room N] ...\n"
 		   "         (Janus VideoRoom: no token; room 1234 by "
@@ -349,7 +433,22 @@ enum {
 	OPT_PROGRESS,
 	OPT_TARGET,
 	OPT_JANUS_ROOM,
+	OPT_PERC,
+	OPT_KMS_HOST,
+	OPT_KMS_PORT,
+	OPT_KMS_CERT,
+	OPT_KMS_CERT_PEM,
+	OPT_KMS_TOKEN,
+	OPT_PERC_CREATE,
+	OPT_PERC_ADD,
+	OPT_PERC_REMOVE,
+	OPT_PERC_REMOVE_AFTER,
+	OPT_MUTE_AT,
+	OPT_MUTE_FOR,
+	OPT_TX_LOSS,
 };
+
+#define MAX_ADD 32
 
 int main(int argc, char **argv)
 {
@@ -383,8 +482,24 @@ int main(int argc, char **argv)
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"target", required_argument, NULL, OPT_TARGET},
 		{"janus-room", required_argument, NULL, OPT_JANUS_ROOM},
+		{"perc", no_argument, NULL, OPT_PERC},
+		{"kms-host", required_argument, NULL, OPT_KMS_HOST},
+		{"kms-port", required_argument, NULL, OPT_KMS_PORT},
+		{"kms-cert", required_argument, NULL, OPT_KMS_CERT},
+		{"kms-cert-pem", required_argument, NULL, OPT_KMS_CERT_PEM},
+		{"kms-token", required_argument, NULL, OPT_KMS_TOKEN},
+		{"perc-create-room", no_argument, NULL, OPT_PERC_CREATE},
+		{"perc-add", required_argument, NULL, OPT_PERC_ADD},
+		{"perc-remove", required_argument, NULL, OPT_PERC_REMOVE},
+		{"perc-remove-after", required_argument, NULL,
+		 OPT_PERC_REMOVE_AFTER},
+		{"mute-video-at", required_argument, NULL, OPT_MUTE_AT},
+		{"mute-video-for", required_argument, NULL, OPT_MUTE_FOR},
+		{"tx-loss", required_argument, NULL, OPT_TX_LOSS},
 		{NULL, 0, NULL, 0},
 	};
+	const char *add[MAX_ADD + 1] = {0};
+	size_t n_add = 0;
 	struct cv_client_opts o = {.subscribe = true};
 	struct cli cli = {0};
 	bool dev_token = false;
@@ -486,6 +601,51 @@ int main(int argc, char **argv)
 		case OPT_JANUS_ROOM:
 			o.janus_room = strtoull(optarg, NULL, 10);
 			break;
+		case OPT_PERC:
+			o.perc.enabled = true;
+			cli.perc = true;
+			break;
+		case OPT_KMS_HOST:
+			o.perc.kms_host = optarg;
+			break;
+		case OPT_KMS_PORT:
+			o.perc.kms_port = (uint16_t)atoi(optarg);
+			break;
+		case OPT_KMS_CERT:
+			o.perc.kms_cert_file = optarg;
+			break;
+		case OPT_KMS_CERT_PEM:
+			o.perc.kms_cert_pem = optarg;
+			break;
+		case OPT_KMS_TOKEN:
+			o.perc.kms_token = optarg;
+			break;
+		case OPT_PERC_CREATE:
+			o.perc.create_room = true;
+			break;
+		case OPT_PERC_ADD:
+			if (n_add == MAX_ADD) {
+				usage(stderr);
+				return 2;
+			}
+			add[n_add++] = optarg;
+			o.perc.add_members = add;
+			break;
+		case OPT_PERC_REMOVE:
+			cli.remove_member = optarg;
+			break;
+		case OPT_PERC_REMOVE_AFTER:
+			cli.remove_after_s = atof(optarg);
+			break;
+		case OPT_MUTE_AT:
+			cli.mute_at_s = atof(optarg);
+			break;
+		case OPT_MUTE_FOR:
+			cli.mute_for_s = atof(optarg);
+			break;
+		case OPT_TX_LOSS:
+			o.tx_loss = atof(optarg) / 100.0;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -494,6 +654,11 @@ int main(int argc, char **argv)
 	bool janus = o.target == CV_CLIENT_TARGET_JANUS;
 	if (!o.url || (!janus && (!o.room || (!o.token && !dev_token))) ||
 	    (janus && dev_token) || duration <= 0 || endpoints < 1 ||
+	    (o.perc.enabled &&
+	     (janus || !o.perc.kms_token ||
+	      (!o.perc.kms_cert_file && !o.perc.kms_cert_pem))) ||
+	    (cli.remove_member && (!o.perc.enabled || cli.remove_after_s <= 0 ||
+				   cli.remove_after_s >= duration)) ||
 	    endpoints > MAX_ENDPOINTS) {
 		usage(stderr);
 		return 2;

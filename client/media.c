@@ -24,17 +24,89 @@ void cv_client_stamp_put(uint8_t out[CV_CLIENT_STAMP_BYTES], uint64_t now_us)
 int cv_client_stamp_read(const struct cv_rtp_hdr *h, const uint8_t *pkt,
 			 size_t len, uint64_t *send_us)
 {
-	if (!h->padding || h->pad_len != CV_CLIENT_STAMP_BYTES ||
-	    len < h->hdr_len + CV_CLIENT_STAMP_BYTES)
+	uint8_t version;
+	if (!h->padding || (h->pad_len != CV_CLIENT_STAMP_BYTES &&
+			    h->pad_len != CV_CLIENT_CHECK_STAMP_BYTES))
 		return -ENOENT;
-	const uint8_t *p = pkt + len - CV_CLIENT_STAMP_BYTES;
-	if (p[0] != 'c' || p[1] != 'v' || p[2] != 0x01)
+	version = h->pad_len == CV_CLIENT_STAMP_BYTES ? 0x01 : 0x02;
+	if (len < h->hdr_len + h->pad_len)
+		return -ENOENT;
+	const uint8_t *p = pkt + len - h->pad_len;
+	if (p[0] != 'c' || p[1] != 'v' || p[2] != version)
 		return -ENOENT;
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | p[3 + i];
 	*send_us = v;
 	return 0;
+}
+
+/* ---- Check block (perc rooms) ---- */
+
+#define FNV64_OFFSET 0xcbf29ce484222325ull
+#define FNV64_PRIME  0x100000001b3ull
+
+static uint64_t fnv64(uint64_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= FNV64_PRIME;
+	}
+	return h;
+}
+
+static uint64_t check_digest(const struct cv_rtp_hdr *h, const uint8_t *payload,
+			     size_t payload_len, const uint8_t time_be[8])
+{
+	uint8_t f[12] = {
+		(uint8_t)(h->ssrc >> 24),
+		(uint8_t)(h->ssrc >> 16),
+		(uint8_t)(h->ssrc >> 8),
+		(uint8_t)h->ssrc,
+		(uint8_t)(h->seq >> 8),
+		(uint8_t)h->seq,
+		(uint8_t)(h->ts >> 24),
+		(uint8_t)(h->ts >> 16),
+		(uint8_t)(h->ts >> 8),
+		(uint8_t)h->ts,
+		h->pt,
+		h->marker ? 1 : 0,
+	};
+	uint64_t d = fnv64(FNV64_OFFSET, f, sizeof(f));
+	d = fnv64(d, payload, payload_len);
+	return fnv64(d, time_be, 8);
+}
+
+void cv_client_check_stamp_put(uint8_t out[CV_CLIENT_CHECK_STAMP_BYTES],
+			       const struct cv_rtp_hdr *h,
+			       const uint8_t *payload, size_t payload_len,
+			       uint64_t now_us)
+{
+	out[0] = 'c';
+	out[1] = 'v';
+	out[2] = 0x02;
+	for (int i = 0; i < 8; i++)
+		out[3 + i] = (uint8_t)(now_us >> (56 - 8 * i));
+	uint64_t d = check_digest(h, payload, payload_len, out + 3);
+	for (int i = 0; i < 8; i++)
+		out[11 + i] = (uint8_t)(d >> (56 - 8 * i));
+	out[CV_CLIENT_CHECK_STAMP_BYTES - 1] = CV_CLIENT_CHECK_STAMP_BYTES;
+}
+
+int cv_client_check_stamp_verify(const struct cv_rtp_hdr *h, const uint8_t *pkt,
+				 size_t len)
+{
+	if (!h->padding || h->pad_len != CV_CLIENT_CHECK_STAMP_BYTES ||
+	    len < h->hdr_len + CV_CLIENT_CHECK_STAMP_BYTES)
+		return -ENOENT;
+	const uint8_t *p = pkt + len - CV_CLIENT_CHECK_STAMP_BYTES;
+	if (p[0] != 'c' || p[1] != 'v' || p[2] != 0x02)
+		return -ENOENT;
+	uint64_t d = check_digest(h, h->payload, h->payload_len, p + 3);
+	uint64_t got = 0;
+	for (int i = 0; i < 8; i++)
+		got = got << 8 | p[11 + i];
+	return got == d ? 0 : CV_EINTEGRITY;
 }
 
 /* ---- VP8 (RFC 7741) ---- */

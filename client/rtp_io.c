@@ -41,15 +41,35 @@ static int protect_send(struct cv_client_pc *pc, uint8_t *buf, size_t len,
 	return cv_client_pc_send(pc, buf, len);
 }
 
+/* Room a packet we build may take: perc adds the double transform's
+ * overhead, forward rooms the SRTP trailer. */
+static size_t build_cap(const struct cv_client *c)
+{
+	return CV_CLIENT_PKT_CAP - (c->perc.enabled
+					    ? CV_PERC_E2E_MAX_OVERHEAD_BYTES
+					    : CV_SRTP_MAX_TRAILER_BYTES);
+}
+
+/* Protects one of our RTP packets (perc: double SRTP; else the hop's
+ * SRTP) in place; *len becomes the protected length. */
+static int protect_rtp(struct cv_client *c, uint32_t ssrc, uint8_t *buf,
+		       size_t *len, size_t cap)
+{
+	if (c->perc.enabled)
+		return cv_client_perc_protect(c, ssrc, buf, len, cap);
+	return cv_srtp_protect(c->pub.tx, buf, len, cap);
+}
+
 /*
  * Builds one RTP packet: header with the MID and abs-send-time
- * extensions, payload, and the send stamp as padding. Returns its length
- * or a negative error.
+ * extensions, payload, and the send stamp as padding (check: the perc
+ * check block, CV_CLIENT_CHECK_STAMP_BYTES). Returns its length or a
+ * negative error.
  */
 static int build_rtp(uint8_t *buf, size_t cap, uint8_t pt, bool marker,
 		     uint16_t seq, uint32_t ts, uint32_t ssrc, const char *mid,
 		     const uint8_t *payload, size_t payload_len,
-		     uint64_t now_us)
+		     uint64_t now_us, bool check)
 {
 	uint8_t abs[3];
 	cv_rtp_ext_put_abs_send_time(abs, cv_rtp_abs_send_time_from_us(now_us));
@@ -69,29 +89,36 @@ static int build_rtp(uint8_t *buf, size_t cap, uint8_t pt, bool marker,
 	if (n < 0)
 		return n;
 	size_t len = (size_t)n;
-	if (len + payload_len + CV_CLIENT_STAMP_BYTES > cap)
+	size_t stamp =
+		check ? CV_CLIENT_CHECK_STAMP_BYTES : CV_CLIENT_STAMP_BYTES;
+	if (len + payload_len + stamp > cap)
 		return -ENOBUFS;
 	if (payload != buf + len)
 		memmove(buf + len, payload, payload_len);
-	len += payload_len;
-	cv_client_stamp_put(buf + len, now_us);
-	return (int)(len + CV_CLIENT_STAMP_BYTES);
+	if (check)
+		cv_client_check_stamp_put(buf + len + payload_len, &h,
+					  buf + len, payload_len, now_us);
+	else
+		cv_client_stamp_put(buf + len + payload_len, now_us);
+	return (int)(len + payload_len + stamp);
 }
 
 static void send_audio(struct cv_client *c, uint64_t now_us)
 {
 	_Alignas(8) uint8_t buf[CV_CLIENT_PKT_CAP];
 	size_t i = c->opus_idx++ % CV_CLIENT_OPUS_RING;
-	int n = build_rtp(buf, CV_CLIENT_PKT_CAP - CV_SRTP_MAX_TRAILER_BYTES,
-			  CV_CLIENT_PT_OPUS, false, c->a_seq++, c->a_ts,
-			  c->a_ssrc, "a0", c->loop->opus[i],
-			  c->loop->opus_len[i], now_us);
+	int n = build_rtp(buf, build_cap(c), CV_CLIENT_PT_OPUS, false,
+			  c->a_seq++, c->a_ts, c->a_ssrc, "a0",
+			  c->loop->opus[i], c->loop->opus_len[i], now_us,
+			  c->perc.enabled);
 	c->a_ts += 960; /* 20 ms at 48 kHz */
 	if (n < 0)
 		return;
 	c->sent.audio_packets++;
 	c->sent.bytes += (uint64_t)n;
-	protect_send(&c->pub, buf, (size_t)n, sizeof(buf), false);
+	size_t len = (size_t)n;
+	if (!protect_rtp(c, c->a_ssrc, buf, &len, sizeof(buf)))
+		cv_client_pc_send(&c->pub, buf, len);
 }
 
 static void remember(struct cv_client *c, const uint8_t *pkt, size_t len,
@@ -133,16 +160,29 @@ static void send_video_frame(struct cv_client *c, uint64_t now_us)
 		if (pl < 0)
 			return;
 		uint16_t seq = c->v_seq++;
-		int n = build_rtp(
-			buf, CV_CLIENT_PKT_CAP - CV_SRTP_MAX_TRAILER_BYTES,
-			CV_CLIENT_PT_VP8, i + 1 == count, seq, c->v_ts,
-			c->v_ssrc, "v0", pay, (size_t)pl, now_us);
+		int n = build_rtp(buf, build_cap(c), CV_CLIENT_PT_VP8,
+				  i + 1 == count, seq, c->v_ts, c->v_ssrc, "v0",
+				  pay, (size_t)pl, now_us, c->perc.enabled);
 		if (n < 0)
 			return;
-		remember(c, buf, (size_t)n, seq);
 		c->sent.video_packets++;
 		c->sent.bytes += (uint64_t)n;
-		protect_send(&c->pub, buf, (size_t)n, sizeof(buf), false);
+		size_t len = (size_t)n;
+		/* Forward rooms keep the plain packet and protect it again
+		 * for a NACK; perc keeps the protected bytes, so that a
+		 * repair is the identical packet (same inner ciphertext,
+		 * same EKTField) that the node did not get. */
+		if (!c->perc.enabled)
+			remember(c, buf, len, seq);
+		if (protect_rtp(c, c->v_ssrc, buf, &len, sizeof(buf)))
+			continue;
+		if (c->perc.enabled)
+			remember(c, buf, len, seq);
+		if (c->tx_loss > 0 && g_rand_double(c->rand) < c->tx_loss) {
+			c->sent.tx_impair_dropped++;
+			continue; /* "lost" on the way: the node will NACK */
+		}
+		cv_client_pc_send(&c->pub, buf, len);
 	}
 	c->v_ts += 90000 / c->video_fps;
 	c->sent.video_frames++;
@@ -329,6 +369,13 @@ static void answer_nack(struct cv_client *c, const struct cv_rtcp_pkt *p)
 			&c->history[lost[i] % CV_CLIENT_RTX_HISTORY];
 		if (!h->len || h->seq != lost[i])
 			continue;
+		if (c->perc.enabled) {
+			if (!cv_client_pc_send(&c->pub, h->data, h->len)) {
+				c->sent.retransmits++;
+				c->perc.st.retransmits++;
+			}
+			continue;
+		}
 		_Alignas(8) uint8_t buf[CV_CLIENT_PKT_CAP];
 		memcpy(buf, h->data, h->len);
 		if (!protect_send(&c->pub, buf, h->len, sizeof(buf), false))
@@ -351,6 +398,10 @@ static void handle_rtcp(struct cv_client_pc *pc, const uint8_t *buf, size_t len)
 			   p.kind == CV_RTCP_KIND_FIR) {
 			c->sent.plis_received++;
 			c->key_wanted = true;
+			/* A new decoder somewhere: in perc it needs our inner
+			 * keys too, so resend the FullEKTField burst. */
+			if (c->perc.enabled)
+				cv_client_perc_announce(c);
 		}
 	}
 }
@@ -363,12 +414,29 @@ void cv_client_media_recv(struct cv_client_pc *pc, uint8_t *buf, size_t len)
 			handle_rtcp(pc, buf, len);
 		return;
 	}
-	if (pc->publish || cv_srtp_unprotect(pc->rx, buf, &len))
+	if (pc->publish)
 		return;
+	uint16_t hop_seq = 0;
+	if (c->perc.enabled) {
+		/* Drops are counted by reason in the perc receiver. */
+		if (cv_client_perc_unprotect(pc, buf, &len, &hop_seq))
+			return;
+	} else if (cv_srtp_unprotect(pc->rx, buf, &len)) {
+		return;
+	}
 	uint64_t now = cv_client_now_us();
 	struct cv_rtp_hdr h;
 	if (cv_rtp_parse(buf, len, &h))
 		return;
+	if (c->perc.enabled) {
+		/* Bit-exactness: what the sender built, byte for byte. */
+		if (cv_client_check_stamp_verify(&h, buf, len))
+			c->perc.st.payload_mismatch++;
+		else
+			c->perc.st.verified++;
+		/* Continuity, loss and NACK are per hop: the node's SEQ. */
+		h.seq = hop_seq;
+	}
 	struct cv_client_sink *s = find_sink(c, h.ssrc);
 	if (!s) {
 		c->unknown_ssrc++;

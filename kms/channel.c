@@ -30,6 +30,7 @@
 #include "conclave/log.h"
 #include "kms/admin.h"
 #include "kms/channel.h"
+#include "kms/endpoints.h"
 #include "kms/proto/kms_proto.h"
 #include "kms/store.h"
 
@@ -70,6 +71,9 @@ struct cv_kms_channel {
 	size_t n_sessions;
 	struct session *sessions;
 	uint8_t plain[CV_KMS_MSG_MAX_BYTES]; /* decrypted bodies; wiped */
+	struct cv_kms_endpoints *endpoints;
+	bool has_kd_fp;
+	uint8_t kd_fp[CV_KMS_FP_BYTES];
 	/* HTTP carrier */
 	int listen_fd;
 	int stop_pipe[2];
@@ -469,6 +473,7 @@ struct req_ctx {
 	struct cv_kms_resp resp;
 	struct cv_kms_key key; /* GET_KEY */
 	struct cv_secret salt;
+	const struct cv_kms_req *req;
 };
 
 static enum cv_kms_status store_status(int err)
@@ -522,7 +527,62 @@ static enum cv_kms_status op_membership(struct req_ctx *q)
 	 * is in it), so -ENOENT means the member. */
 	if (err == -ENOENT && !add)
 		return CV_KMS_NOT_MEMBER;
+	/* A removed member's endpoints get no more hop keys. */
+	if (!err && !add)
+		cv_kms_endpoints_forget(ch->endpoints, q->room, q->member);
 	return store_status(err);
+}
+
+static void hex16(const uint8_t *b, char out[2 * CV_KMS_ASSOC_BYTES + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < CV_KMS_ASSOC_BYTES; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * CV_KMS_ASSOC_BYTES] = '\0';
+}
+
+/*
+ * REGISTER_ENDPOINT: a member says which certificate (SHA-256
+ * fingerprint) its endpoint presents for an association id. Audited
+ * either way; the object of the row is the association id in hex.
+ */
+static enum cv_kms_status op_register(struct req_ctx *q)
+{
+	struct cv_kms_channel *ch = q->ch;
+	const char *action = "endpoint.register";
+	char id[2 * CV_KMS_ASSOC_BYTES + 1];
+	hex16(q->req->assoc, id);
+	if (!ch->endpoints)
+		return CV_KMS_BAD_REQUEST;
+	int err = cv_kms_store_is_member(ch->store, q->room, q->s->actor);
+	if (err < 0)
+		return err == -EINVAL ? CV_KMS_BAD_REQUEST : CV_KMS_INTERNAL;
+	if (err == 0) {
+		cv_kms_store_audit_event(ch->store, q->s->actor, action,
+					 q->room, id, false,
+					 "actor not a member");
+		return CV_KMS_NOT_MEMBER;
+	}
+	struct cv_tunnel_assoc_id assoc;
+	struct cv_dtls_fingerprint fp = {.hash = CV_DTLS_HASH_SHA256,
+					 .len = CV_KMS_FP_BYTES};
+	memcpy(assoc.b, q->req->assoc, sizeof(assoc.b));
+	memcpy(fp.md, q->req->fp, CV_KMS_FP_BYTES);
+	err = cv_kms_endpoints_register(ch->endpoints, &assoc, &fp, q->room,
+					q->s->actor);
+	if (err == -EEXIST) {
+		cv_kms_store_audit_event(ch->store, q->s->actor, action,
+					 q->room, id, false,
+					 "association registered elsewhere");
+		return CV_KMS_EXISTS;
+	}
+	if (err)
+		return err == -EINVAL ? CV_KMS_BAD_REQUEST : CV_KMS_INTERNAL;
+	cv_kms_store_audit_event(ch->store, q->s->actor, action, q->room, id,
+				 true, "");
+	return CV_KMS_OK;
 }
 
 static enum cv_kms_status op_get_key(struct req_ctx *q)
@@ -542,16 +602,54 @@ static enum cv_kms_status op_get_key(struct req_ctx *q)
 	r->salt_len = cv_secret_len(&q->salt);
 	r->uri = q->key.uri;
 	r->uri_len = strlen(q->key.uri);
+	if (q->ch->has_kd_fp) {
+		r->kd_fp = q->ch->kd_fp;
+		r->kd_fp_len = CV_KMS_FP_BYTES;
+	}
 	return CV_KMS_OK;
 }
 
+/* The two parts of a membership change name the same change: the node's
+ * (headers, from the node token) and the KMS's (the sealed request and
+ * the session's KMS token). */
+static bool core_matches(const struct req_ctx *q,
+			 const struct cv_kms_core_part *core)
+{
+	const char *op = q->req->op == CV_KMS_OP_ADD_MEMBER ? "add_member"
+			 : q->req->op == CV_KMS_OP_REMOVE_MEMBER
+				 ? "remove_member"
+				 : NULL;
+	return op && core->op && core->room && core->actor && core->member &&
+	       !strcmp(core->op, op) && !strcmp(core->room, q->room) &&
+	       !strcmp(core->member, q->member) &&
+	       !strcmp(core->actor, q->s->actor);
+}
+
+static const char *op_action(enum cv_kms_op op)
+{
+	switch (op) {
+	case CV_KMS_OP_ADD_MEMBER:
+		return "member.add";
+	case CV_KMS_OP_REMOVE_MEMBER:
+		return "member.remove";
+	default:
+		return "channel.request";
+	}
+}
+
 static enum cv_kms_status dispatch(struct req_ctx *q, const uint8_t *p,
-				   size_t len, uint64_t t)
+				   size_t len, uint64_t t,
+				   const struct cv_kms_core_part *core)
 {
 	struct cv_kms_channel *ch = q->ch;
 	struct cv_kms_req r;
-	if (cv_kms_req_parse(p, len, &r))
+	if (cv_kms_req_parse(p, len, &r)) {
+		if (core)
+			audit_refusal(ch, q->s->actor, "channel.request", "",
+				      "core and kms parts differ");
 		return CV_KMS_BAD_REQUEST;
+	}
+	q->req = &r;
 	q->resp.op = r.op;
 	memcpy(q->room, r.room, r.room_len);
 	q->room[r.room_len] = '\0';
@@ -564,6 +662,11 @@ static enum cv_kms_status dispatch(struct req_ctx *q, const uint8_t *p,
 	}
 	if (r.expires_ms - t > ch->max_request_ttl_ms)
 		return CV_KMS_BAD_REQUEST;
+	if (core && !core_matches(q, core)) {
+		audit_refusal(ch, q->s->actor, op_action(r.op), q->room,
+			      "core and kms parts differ");
+		return CV_KMS_BAD_REQUEST;
+	}
 	switch (r.op) {
 	case CV_KMS_OP_CREATE_ROOM:
 		return op_create(q);
@@ -572,6 +675,8 @@ static enum cv_kms_status dispatch(struct req_ctx *q, const uint8_t *p,
 		return op_membership(q);
 	case CV_KMS_OP_GET_KEY:
 		return op_get_key(q);
+	case CV_KMS_OP_REGISTER_ENDPOINT:
+		return op_register(q);
 	}
 	return CV_KMS_BAD_REQUEST;
 }
@@ -602,14 +707,18 @@ static int answer_sealed(struct session *s, const struct cv_kms_resp *r,
 }
 
 static int handle_request(struct cv_kms_channel *ch, const struct cv_kms_msg *m,
-			  uint8_t *out, size_t cap, size_t *out_len)
+			  const struct cv_kms_core_part *core, uint8_t *out,
+			  size_t cap, size_t *out_len,
+			  enum cv_kms_status *status)
 {
 	uint64_t t = now_ms(ch);
 	struct session *s = session_find(ch, m->sid, t);
+	*status = CV_KMS_UNKNOWN_SESSION;
 	if (!s)
 		return answer_error(CV_KMS_UNKNOWN_SESSION, out, cap, out_len);
 	int n = cv_kms_open(&s->c2s, m->seq, m->head, m->head_len, m->sealed,
 			    m->sealed_len, ch->plain);
+	*status = CV_KMS_BAD_REQUEST;
 	if (n < 0) /* not from the session's client: nothing to audit */
 		return answer_error(CV_KMS_BAD_REQUEST, out, cap, out_len);
 	struct req_ctx q = {.ch = ch, .s = s};
@@ -625,11 +734,13 @@ static int handle_request(struct cv_kms_channel *ch, const struct cv_kms_msg *m,
 			      "replayed");
 		q.resp.status = CV_KMS_REPLAYED;
 	} else {
-		q.resp.status = dispatch(&q, ch->plain, (size_t)n, t);
+		q.resp.status = dispatch(&q, ch->plain, (size_t)n, t, core);
 	}
+	*status = q.resp.status;
 	if (q.resp.status != CV_KMS_OK) {
-		q.resp.key = q.resp.salt = NULL;
+		q.resp.key = q.resp.salt = q.resp.kd_fp = NULL;
 		q.resp.uri = NULL;
+		q.resp.kd_fp_len = 0;
 	}
 	int err = answer_sealed(s, &q.resp, out, cap, out_len);
 	cv_kms_key_wipe(&q.key);
@@ -638,25 +749,49 @@ static int handle_request(struct cv_kms_channel *ch, const struct cv_kms_msg *m,
 	return err;
 }
 
-int cv_kms_channel_handle(struct cv_kms_channel *ch, const uint8_t *in,
-			  size_t len, uint8_t *out, size_t cap, size_t *out_len)
+int cv_kms_channel_handle_core(struct cv_kms_channel *ch, const uint8_t *in,
+			       size_t len, const struct cv_kms_core_part *core,
+			       uint8_t *out, size_t cap, size_t *out_len,
+			       enum cv_kms_status *status)
 {
 	if (!ch || (!in && len) || !out || !out_len ||
 	    cap < CV_KMS_MSG_MAX_BYTES)
 		return -EINVAL;
 	struct cv_kms_msg m;
+	enum cv_kms_status st = CV_KMS_BAD_REQUEST;
 	pthread_mutex_lock(&ch->lock);
 	int err;
-	if (!in || cv_kms_msg_parse(in, len, &m))
+	if (!in || cv_kms_msg_parse(in, len, &m)) {
 		err = answer_error(CV_KMS_BAD_REQUEST, out, cap, out_len);
-	else if (m.type == CV_KMS_MSG_HELLO)
+	} else if (m.type == CV_KMS_MSG_REQUEST) {
+		err = handle_request(ch, &m, core, out, cap, out_len, &st);
+	} else if (core) {
+		/* Only a sealed add/remove request carries the KMS's part;
+		 * the node must not apply its part on anything else. */
+		audit_refusal(ch, "-", "channel.request", "",
+			      "core and kms parts differ");
+		err = answer_error(CV_KMS_BAD_REQUEST, out, cap, out_len);
+	} else if (m.type == CV_KMS_MSG_HELLO) {
 		err = handle_hello(ch, &m, in, len, out, cap, out_len);
-	else if (m.type == CV_KMS_MSG_REQUEST)
-		err = handle_request(ch, &m, out, cap, out_len);
-	else
+		struct cv_kms_msg a;
+		st = !err && !cv_kms_msg_parse(out, *out_len, &a) &&
+				     a.type == CV_KMS_MSG_ERROR
+			     ? a.status
+			     : CV_KMS_OK;
+	} else {
 		err = answer_error(CV_KMS_BAD_REQUEST, out, cap, out_len);
+	}
 	pthread_mutex_unlock(&ch->lock);
+	if (status)
+		*status = err ? CV_KMS_INTERNAL : st;
 	return err;
+}
+
+int cv_kms_channel_handle(struct cv_kms_channel *ch, const uint8_t *in,
+			  size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+	return cv_kms_channel_handle_core(ch, in, len, NULL, out, cap, out_len,
+					  NULL);
 }
 
 /* ---- lifecycle ------------------------------------------------------------
@@ -669,7 +804,9 @@ int cv_kms_channel_create(struct cv_kms_channel **out,
 	    cv_secret_len(o->token_secret) < CV_KMS_TOKEN_SECRET_MIN_BYTES ||
 	    !o->token_issuer || !o->token_issuer[0] ||
 	    strlen(o->token_issuer) > ISSUER_MAX ||
-	    (o->token_audience && strlen(o->token_audience) > ISSUER_MAX))
+	    (o->token_audience && strlen(o->token_audience) > ISSUER_MAX) ||
+	    (o->kd_fp && (o->kd_fp->hash != CV_DTLS_HASH_SHA256 ||
+			  o->kd_fp->len != CV_KMS_FP_BYTES)))
 		return -EINVAL;
 	struct cv_kms_channel *ch = calloc(1, sizeof(*ch));
 	if (!ch)
@@ -699,6 +836,12 @@ int cv_kms_channel_create(struct cv_kms_channel **out,
 						       : REQUEST_TTL_DEFAULT_MS;
 	ch->now_ms = o->now_ms;
 	ch->clock_arg = o->clock_arg;
+	ch->endpoints = o->endpoints;
+	if (o->kd_fp && o->kd_fp->hash == CV_DTLS_HASH_SHA256 &&
+	    o->kd_fp->len == CV_KMS_FP_BYTES) {
+		memcpy(ch->kd_fp, o->kd_fp->md, CV_KMS_FP_BYTES);
+		ch->has_kd_fp = true;
+	}
 	*out = ch;
 	return 0;
 fail:
@@ -751,21 +894,31 @@ static void send_all(int fd, const uint8_t *p, size_t len)
 	}
 }
 
-static void http_answer(int fd, int status, const uint8_t *body, size_t len)
+static void http_answer_st(int fd, int status, const uint8_t *body, size_t len,
+			   const char *conclave_status)
 {
 	const char *reason = status == 200   ? "OK"
 			     : status == 404 ? "Not Found"
 			     : status == 405 ? "Method Not Allowed"
 			     : status == 413 ? "Content Too Large"
 					     : "Bad Request";
-	char head[256];
+	char head[320], extra[64] = "";
+	if (conclave_status)
+		snprintf(extra, sizeof(extra), "Conclave-Status: %s\r\n",
+			 conclave_status);
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: "
 			 "application/octet-stream\r\nContent-Length: %zu\r\n"
-			 "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-			 status, reason, len);
+			 "%sCache-Control: no-store\r\nConnection: close\r\n"
+			 "\r\n",
+			 status, reason, len, extra);
 	send_all(fd, (const uint8_t *)head, (size_t)n);
 	send_all(fd, body, len);
+}
+
+static void http_answer(int fd, int status, const uint8_t *body, size_t len)
+{
+	http_answer_st(fd, status, body, len, NULL);
 }
 
 /*
@@ -805,6 +958,78 @@ static long content_length(const uint8_t *head, size_t len)
 		p = eol ? eol + 1 : end;
 	}
 	return v;
+}
+
+/*
+ * The value of header `name` (with its colon, lower case) in a head
+ * already checked by cv_kms_http_parse, trimmed, into out (cap bytes):
+ * 0; -ENOENT when absent; CV_EPARSE when repeated, empty or too long.
+ */
+static int header_value(const uint8_t *head, size_t len, const char *name,
+			char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	int found = -ENOENT;
+	const uint8_t *p = head, *end = head + len;
+	while (p < end) {
+		const uint8_t *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t l = eol ? (size_t)(eol - p) : (size_t)(end - p);
+		if (l >= nl && strncasecmp((const char *)p, name, nl) == 0) {
+			if (found != -ENOENT)
+				return CV_EPARSE;
+			const uint8_t *q = p + nl, *qe = p + l;
+			while (q < qe && (*q == ' ' || *q == '\t'))
+				q++;
+			while (qe > q && (qe[-1] == '\r' || qe[-1] == ' ' ||
+					  qe[-1] == '\t'))
+				qe--;
+			if (q == qe || (size_t)(qe - q) >= cap)
+				return CV_EPARSE;
+			memcpy(out, q, (size_t)(qe - q));
+			out[qe - q] = '\0';
+			found = 0;
+		}
+		p = eol ? eol + 1 : end;
+	}
+	return found;
+}
+
+/* The node relay's Conclave-* headers (docs/kms.md, "Two-part membership
+ * change"). Returns false when none is there; a missing or malformed one
+ * among them is left NULL (and refuses the request). */
+struct core_hdrs {
+	char room[CV_KMS_WIRE_URI_MAX + 1];
+	char actor[CV_KMS_WIRE_ID_MAX + 1];
+	char op[16];
+	char member[CV_KMS_WIRE_ID_MAX + 1];
+	struct cv_kms_core_part part;
+};
+
+static bool core_headers(const uint8_t *head, size_t len, struct core_hdrs *h)
+{
+	struct {
+		const char *name;
+		char *buf;
+		size_t cap;
+		const char **field;
+	} f[] = {
+		{"conclave-room:", h->room, sizeof(h->room), &h->part.room},
+		{"conclave-actor:", h->actor, sizeof(h->actor), &h->part.actor},
+		{"conclave-op:", h->op, sizeof(h->op), &h->part.op},
+		{"conclave-member:", h->member, sizeof(h->member),
+		 &h->part.member},
+	};
+	bool any = false;
+	memset(&h->part, 0, sizeof(h->part));
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		int err =
+			header_value(head, len, f[i].name, f[i].buf, f[i].cap);
+		if (err != -ENOENT)
+			any = true;
+		if (!err)
+			*f[i].field = f[i].buf;
+	}
+	return any;
 }
 
 static size_t head_end(const uint8_t *p, size_t len)
@@ -851,13 +1076,19 @@ static void serve(struct cv_kms_channel *ch, int fd, uint8_t *buf, uint8_t *out)
 		got += (size_t)n;
 	}
 	size_t out_len = 0;
+	struct core_hdrs ch_hdrs;
+	bool core = core_headers(buf, hlen, &ch_hdrs);
+	enum cv_kms_status st = CV_KMS_BAD_REQUEST;
 	if (got != want ||
-	    cv_kms_channel_handle(ch, buf + hlen, (size_t)clen, out,
-				  CV_KMS_MSG_MAX_BYTES, &out_len)) {
-		http_answer(fd, 400, NULL, 0);
+	    cv_kms_channel_handle_core(ch, buf + hlen, (size_t)clen,
+				       core ? &ch_hdrs.part : NULL, out,
+				       CV_KMS_MSG_MAX_BYTES, &out_len, &st)) {
+		http_answer_st(fd, 400, NULL, 0,
+			       core ? cv_kms_status_name(st) : NULL);
 		return;
 	}
-	http_answer(fd, 200, out, out_len);
+	http_answer_st(fd, 200, out, out_len,
+		       core ? cv_kms_status_name(st) : NULL);
 }
 
 static void *channel_thread(void *arg)

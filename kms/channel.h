@@ -33,10 +33,13 @@
 
 #include <openssl/types.h>
 
+#include "conclave/dtls.h"
 #include "conclave/secret.h"
+#include "kms/proto/kms_proto.h"
 
 struct cv_kms_store;
 struct cv_kms_channel;
+struct cv_kms_endpoints;
 
 #define CV_KMS_TOKEN_AUDIENCE_DEFAULT "conclave-kms"
 #define CV_KMS_TOKEN_LEEWAY_S	      60 /* clock skew for nbf and iat */
@@ -61,6 +64,28 @@ struct cv_kms_channel_opts {
 	/* Wall clock in ms; NULL = the system clock (tests inject one). */
 	uint64_t (*now_ms)(void *arg);
 	void *clock_arg;
+	/* Borrowed, must outlive the channel: where REGISTER_ENDPOINT puts
+	 * what members register (the Key Distributor reads it). NULL =
+	 * REGISTER_ENDPOINT is answered bad_request. */
+	struct cv_kms_endpoints *endpoints;
+	/* The Key Distributor's DTLS certificate fingerprint (SHA-256),
+	 * copied, handed out with every GET_KEY; NULL = no Key Distributor
+	 * (GET_KEY carries none). */
+	const struct cv_dtls_fingerprint *kd_fp;
+};
+
+/*
+ * The node's part of a two-part membership change (docs/kms.md, "Two-part
+ * membership change"): the values of the Conclave-Room, Conclave-Actor,
+ * Conclave-Op ("add_member" / "remove_member") and Conclave-Member
+ * headers the node relay put on the POST, after checking the member's node
+ * token. NULL for a header that was missing or malformed. All borrowed.
+ */
+struct cv_kms_core_part {
+	const char *room;
+	const char *actor;
+	const char *op;
+	const char *member;
 };
 
 /*
@@ -87,9 +112,28 @@ int cv_kms_channel_handle(struct cv_kms_channel *ch, const uint8_t *in,
 			  size_t *out_len);
 
 /*
+ * cv_kms_channel_handle() for a message that came with the node's part of
+ * a two-part membership change (core: borrowed; NULL = none). With core,
+ * only a REQUEST whose decrypted op, room and member and whose session
+ * actor equal core's four values is carried out; anything else (another
+ * message type, a missing header, any difference) is refused with
+ * bad_request and a denied audit row "core and kms parts differ", and
+ * nothing changes. *status (may be NULL) gets the outcome: the answer's
+ * code (ok for a HELLO_REPLY), what the node relay reports in
+ * Conclave-Status.
+ */
+int cv_kms_channel_handle_core(struct cv_kms_channel *ch, const uint8_t *in,
+			       size_t len, const struct cv_kms_core_part *core,
+			       uint8_t *out, size_t cap, size_t *out_len,
+			       enum cv_kms_status *status);
+
+/*
  * Serves the channel over HTTP/1.1 on its own thread: `POST /v1/channel`,
  * body = one message (application/octet-stream), answer body = the reply;
- * one request per connection. `address` is an IPv4/IPv6 literal (borrowed),
+ * one request per connection. A POST with any Conclave-Room,
+ * Conclave-Actor, Conclave-Op or Conclave-Member header goes through
+ * cv_kms_channel_handle_core() and its answer carries `Conclave-Status:
+ * <cv_kms_status_name>`. `address` is an IPv4/IPv6 literal (borrowed),
  * port 0 = any free port. Errors: -EINVAL, -EALREADY, -errno of bind or
  * listen, -ENOMEM.
  */

@@ -7,15 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
 
 #include "conclave/err.h"
 #include "conclave/log.h"
 #include "conclave/loop.h"
+#include "conclave/perc_e2e.h"
 #include "kms/kd_dtls.h"
 #include "kms/kd_link.h"
 
@@ -33,64 +30,30 @@
  */
 #define KD_DOUBLE_MAX (2 * (2 * 32 + 2 * KD_SALT_HALF))
 
-static int hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *ikm,
-		       size_t ikm_len, const uint8_t *info, size_t info_len)
-{
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	OSSL_PARAM params[4];
-	int ok;
-
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						     (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-						      (void *)ikm, ikm_len);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-						      (void *)info, info_len);
-	params[3] = OSSL_PARAM_construct_end();
-	/* RFC 5869 section 2: extract (no salt: HashLen zeros), expand. */
-	ok = kctx && EVP_KDF_derive(kctx, out, out_len, params) == 1;
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	if (!ok) {
-		ERR_clear_error();
-		return CV_ECRYPTO;
-	}
-	return 0;
-}
-
 int cv_kd_double_keys_derive(struct cv_kd_double_keys *out,
 			     uint16_t srtp_profile_id, const uint8_t *material,
 			     size_t material_len)
 {
 	uint8_t d[KD_DOUBLE_MAX];
-	uint8_t info[sizeof(CV_KD_DOUBLE_INFO) - 1 + 2];
 	struct cv_kd_double_keys k = {0};
+	enum cv_perc_profile p;
 	size_t half, dk, off = 0;
-	int err;
+	int n;
 
 	if (!out || !material)
 		return -EINVAL;
-	if (srtp_profile_id == CV_DTLS_SRTP_AEAD_AES_128_GCM) {
-		k.profile = CV_TUNNEL_DOUBLE_AEAD_AES_128_GCM;
-		half = 16;
-	} else if (srtp_profile_id == CV_DTLS_SRTP_AEAD_AES_256_GCM) {
-		k.profile = CV_TUNNEL_DOUBLE_AEAD_AES_256_GCM;
-		half = 32;
-	} else {
-		return CV_EUNSUPP;
-	}
 	if (material_len != cv_dtls_srtp_material_len(srtp_profile_id))
 		return -EINVAL;
+	/* The endpoint's own implementation of the rule (one for both). */
+	n = cv_perc_double_material(srtp_profile_id, material, material_len, &p,
+				    d, sizeof(d));
+	if (n < 0)
+		return n;
+	half = p == CV_PERC_DOUBLE_AES_128_GCM ? 16 : 32;
+	k.profile = half == 16 ? CV_TUNNEL_DOUBLE_AEAD_AES_128_GCM
+			       : CV_TUNNEL_DOUBLE_AEAD_AES_256_GCM;
 	k.half_key_len = half;
 	dk = 2 * half;
-	memcpy(info, CV_KD_DOUBLE_INFO, sizeof(CV_KD_DOUBLE_INFO) - 1);
-	info[sizeof(info) - 2] = (uint8_t)(k.profile >> 8);
-	info[sizeof(info) - 1] = (uint8_t)(k.profile & 0xff);
-	err = hkdf_sha256(d, 2 * (dk + 2 * KD_SALT_HALF), material,
-			  material_len, info, sizeof(info));
-	if (err)
-		return err;
 	/* RFC 5764 section 4.2 order, each entry twice its single length
 	 * (RFC 8723 section 5.1: inner half first, outer half last). */
 	cv_secret_set(&k.client_write_key, d + off, dk);

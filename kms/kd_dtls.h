@@ -60,8 +60,10 @@ struct cv_kd_double_keys {
  *   D = HKDF-SHA256(salt = none, IKM = material,
  *                   info = CV_KD_DOUBLE_INFO || uint16(double profile),
  *                   L = 2 * (2 * K + 24))
- * laid out as RFC 5764 section 4.2 with double lengths: client key (2K) |
- * server key (2K) | client salt (24) | server salt (24). srtp_profile_id:
+ * (D itself: cv_perc_double_material, client/perc/double_material.c, the
+ * one implementation the endpoint and the KD share), laid out as RFC 5764
+ * section 4.2 with double lengths: client key (2K) | server key (2K) |
+ * client salt (24) | server salt (24). srtp_profile_id:
  * the use_srtp profile agreed, CV_DTLS_SRTP_AEAD_AES_128_GCM (-> double
  * 0x0009, K = 16) or _256_GCM (-> 0x000A, K = 32). material: borrowed,
  * material_len must be cv_dtls_srtp_material_len(srtp_profile_id).

@@ -2,14 +2,19 @@
  * conclave-kms: the security realm's daemon. It loads its configuration,
  * master key and certificate, opens (and migrates) its database, serves
  * the admin API, the client-KMS channel (kms/channel.h) and, when kd.port
- * is set, the Key Distributor's end of the RFC 9185 tunnel (kms/kd_link.h)
- * until SIGTERM or SIGINT. SIGHUP reopens the log file.
+ * is set, the Key Distributor: its end of the RFC 9185 tunnel
+ * (kms/kd_link.h) and its DTLS side (kms/kd_dtls.h, with a DTLS
+ * certificate generated at start whose fingerprint members get with
+ * GET_KEY), until SIGTERM or SIGINT. SIGHUP reopens the log file.
  *
  * Threads: main (signals, start, stop), the admin API's and the channel's
  * own threads, and the Key Distributor's thread, which runs a cv_loop
- * holding the cv_kd_link. The loop and the link are built on main before
- * that thread starts and destroyed on main after it is joined; in between
- * only the KD thread touches them (main only writes the wake-up eventfd).
+ * holding the cv_kd_link and the cv_kd_dtls. The endpoint registry
+ * (kms/endpoints.h) is shared by the channel's thread (registrations) and
+ * the KD's (lookups) under its own mutex. The loop, the link and the
+ * DTLS side are built on main before that thread starts and destroyed on
+ * main after it is joined; in between only the KD thread touches them
+ * (main only writes the wake-up eventfd).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,13 +31,16 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "conclave/dtls.h"
 #include "conclave/err.h"
 #include "conclave/log.h"
 #include "conclave/loop.h"
 #include "kms/admin.h"
 #include "kms/channel.h"
 #include "kms/config.h"
+#include "kms/endpoints.h"
 #include "kms/files.h"
+#include "kms/kd_dtls.h"
 #include "kms/kd_link.h"
 #include "kms/store.h"
 
@@ -41,6 +49,9 @@
 /* kd.node_fingerprints: CV_KD_MAX_ALLOWED items of at most
  * CV_DTLS_FINGERPRINT_STRLEN characters, with separators. */
 #define FINGERPRINTS_BYTES (CV_KD_MAX_ALLOWED * 208)
+/* Association ids refused for want of a registration, remembered so that
+ * a ClientHello's retransmissions write one audit row, not one each. */
+#define KD_REFUSED_MEMORY 64
 
 /* The KMS token secret: the file's bytes without a trailing newline, at
  * least CV_KMS_TOKEN_SECRET_MIN_BYTES, mode 0600 or stricter. */
@@ -103,14 +114,19 @@ static void database_for_log(const char *db, char *out, size_t cap)
 		snprintf(out, cap, "%s", scheme_end ? db : "sqlite file");
 }
 
-/* The Key Distributor's loop, link and thread. */
+/* The Key Distributor's loop, link, DTLS side and thread. */
 struct kd_runner {
 	struct cv_loop *loop;
 	struct cv_kd_link *link;
-	struct cv_io wake; /* eventfd: main asks the loop to stop */
+	struct cv_kd_dtls *dtls;
+	struct cv_dtls_cert *cert; /* the KD's DTLS certificate */
+	struct cv_io wake;	   /* eventfd: main asks the loop to stop */
 	pthread_t thread;
 	bool running;
-	struct cv_kms_store *store; /* borrowed: refusal audit rows */
+	struct cv_kms_store *store;	    /* borrowed: audit rows */
+	struct cv_kms_endpoints *endpoints; /* borrowed: registrations */
+	struct cv_tunnel_assoc_id refused[KD_REFUSED_MEMORY];
+	size_t n_refused;
 };
 
 struct daemon {
@@ -121,7 +137,9 @@ struct daemon {
 	struct cv_kms_store *store;
 	struct cv_kms_admin *admin;
 	struct cv_kms_channel *channel;
+	struct cv_kms_endpoints *endpoints;
 	struct kd_runner kd;
+	struct cv_dtls_fingerprint kd_fp; /* of kd.cert; len 0 = no KD */
 	char token[512];
 };
 
@@ -157,6 +175,8 @@ static int start_channel(struct daemon *d)
 		.token_issuer = issuer,
 		.token_audience =
 			cv_kms_config_str(c, CV_KMS_CFG_CHANNEL_TOKEN_AUDIENCE),
+		.endpoints = d->endpoints,
+		.kd_fp = d->kd_fp.len ? &d->kd_fp : NULL,
 	};
 	err = cv_kms_channel_create(&d->channel, &co);
 	cv_secret_wipe(&secret);
@@ -177,10 +197,110 @@ static int start_channel(struct daemon *d)
 
 /* ---- the Key Distributor (RFC 9185 tunnel) -------------------------------
  *
- * Callbacks run on the KD thread. The KD's DTLS work with perc endpoints
- * is not written yet: nodes are accepted, pinned and audited when refused;
- * what they tunnel is counted in the debug log and dropped.
+ * Callbacks run on the KD thread. Nodes are accepted, pinned and audited
+ * when refused; what they tunnel goes to the KD's DTLS side, which asks
+ * the endpoint registry (filled by REGISTER_ENDPOINT on the channel) for
+ * the certificate each association must present, and reports each
+ * outcome here for the audit log (action kd.media_keys).
  */
+
+static void assoc_hex(const struct cv_tunnel_assoc_id *a,
+		      char out[2 * CV_TUNNEL_ASSOC_ID_BYTES + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < CV_TUNNEL_ASSOC_ID_BYTES; i++) {
+		out[2 * i] = digits[a->b[i] >> 4];
+		out[2 * i + 1] = digits[a->b[i] & 15];
+	}
+	out[2 * CV_TUNNEL_ASSOC_ID_BYTES] = '\0';
+}
+
+/* True the first time an id is refused (within the last
+ * KD_REFUSED_MEMORY refusals). */
+static bool first_refusal(struct kd_runner *r,
+			  const struct cv_tunnel_assoc_id *a)
+{
+	size_t n = r->n_refused < KD_REFUSED_MEMORY ? r->n_refused
+						    : KD_REFUSED_MEMORY;
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(r->refused[i].b, a->b, sizeof(a->b)))
+			return false;
+	r->refused[r->n_refused++ % KD_REFUSED_MEMORY] = *a;
+	return true;
+}
+
+/* cv_kd_dtls's fingerprints hook: the certificate registered for the
+ * association, if any. */
+static int kd_fingerprints(void *arg, struct cv_kd_node *node,
+			   const struct cv_tunnel_assoc_id *assoc,
+			   struct cv_dtls_fingerprint *fps, size_t max)
+{
+	struct kd_runner *r = arg;
+	struct cv_kms_endpoint ep;
+	char id[2 * CV_TUNNEL_ASSOC_ID_BYTES + 1];
+	if (max < 1)
+		return 0;
+	if (cv_kms_endpoints_lookup(r->endpoints, assoc, &ep) == 0) {
+		fps[0] = ep.fp;
+		return 1;
+	}
+	if (first_refusal(r, assoc)) {
+		assoc_hex(assoc, id);
+		cv_log(CV_LOG_INFO, CV_LOG_KMS,
+		       "kd: association without a registered endpoint "
+		       "(node=%s)",
+		       cv_kd_node_id(node));
+		cv_kms_store_audit_event(r->store, "-", "kd.media_keys", NULL,
+					 id, false, "no registered endpoint");
+	}
+	return 0;
+}
+
+static const char *done_reason(int err)
+{
+	switch (err) {
+	case 0:
+		return "";
+	case CV_EAUTH:
+		return "endpoint certificate does not match";
+	case CV_EUNSUPP:
+		return "profile not offered by the node";
+	case CV_EEXPIRED:
+		return "handshake timed out";
+	case -ENOTCONN:
+		return "endpoint closed";
+	default:
+		return "handshake failed";
+	}
+}
+
+/* cv_kd_dtls's on_done: one audit row per association, granted (hop keys
+ * went to the node) with the registration's actor and room, or denied. */
+static void kd_done(void *arg, struct cv_kd_node *node,
+		    const struct cv_tunnel_assoc_id *assoc,
+		    uint16_t double_profile, int err)
+{
+	struct kd_runner *r = arg;
+	struct cv_kms_endpoint ep;
+	char id[2 * CV_TUNNEL_ASSOC_ID_BYTES + 1], room[17];
+	assoc_hex(assoc, id);
+	if (cv_kms_endpoints_lookup(r->endpoints, assoc, &ep) != 0) {
+		snprintf(ep.actor, sizeof(ep.actor), "-");
+		ep.room[0] = '\0';
+	}
+	cv_log_obfuscate(ep.room, strlen(ep.room), room);
+	if (err)
+		cv_log(CV_LOG_INFO, CV_LOG_KMS,
+		       "kd: no media keys: %s (node=%s room=%s)",
+		       done_reason(err), cv_kd_node_id(node), room);
+	else
+		cv_log(CV_LOG_INFO, CV_LOG_KMS,
+		       "kd: media keys sent (node=%s room=%s "
+		       "double_profile=0x%04x)",
+		       cv_kd_node_id(node), room, double_profile);
+	cv_kms_store_audit_event(r->store, ep.actor, "kd.media_keys", ep.room,
+				 id, err == 0, done_reason(err));
+}
 
 static void kd_node_up(void *arg, struct cv_kd_node *node, const char *id)
 {
@@ -194,15 +314,18 @@ static void kd_node_up(void *arg, struct cv_kd_node *node, const char *id)
 static void kd_message(void *arg, struct cv_kd_node *node,
 		       const struct cv_tunnel_msg *m)
 {
-	(void)arg;
-	cv_log(CV_LOG_DEBUG, CV_LOG_KMS,
-	       "kd: %s not handled yet: dropped (node=%s)",
-	       cv_tunnel_msg_type_name((int)m->type), cv_kd_node_id(node));
+	struct kd_runner *r = arg;
+	int err = cv_kd_dtls_handle_message(r->dtls, node, m);
+	if (err && err != CV_EAUTH)
+		cv_log(CV_LOG_DEBUG, CV_LOG_KMS, "kd: %s dropped: %s (node=%s)",
+		       cv_tunnel_msg_type_name((int)m->type), cv_strerror(err),
+		       cv_kd_node_id(node));
 }
 
 static void kd_node_down(void *arg, struct cv_kd_node *node, int err)
 {
-	(void)arg;
+	struct kd_runner *r = arg;
+	cv_kd_dtls_node_down(r->dtls, node);
 	cv_log(CV_LOG_INFO, CV_LOG_KMS, "kd: node down: %s (node=%s)",
 	       cv_strerror(err), cv_kd_node_id(node));
 }
@@ -245,8 +368,11 @@ static void stop_kd(struct kd_runner *r)
 		pthread_join(r->thread, NULL);
 		r->running = false;
 	}
+	cv_kd_dtls_destroy(r->dtls);
+	r->dtls = NULL;
 	cv_kd_link_destroy(r->link);
 	r->link = NULL;
+	r->cert = cv_dtls_cert_unref(r->cert);
 	if (r->wake.fd >= 0) {
 		if (r->loop)
 			cv_loop_del_io(r->loop, &r->wake);
@@ -278,7 +404,13 @@ static int kd_link_start(struct daemon *d, const char *crt, const char *key,
 		.on_refused = kd_refused,
 		.arg = r,
 	};
+	struct cv_kd_dtls_opts dop = {
+		.fingerprints = kd_fingerprints,
+		.on_done = kd_done,
+		.arg = r,
+	};
 	r->store = d->store;
+	r->endpoints = d->endpoints;
 	r->wake = (struct cv_io){.fd = -1, .fn = kd_wake, .arg = r};
 	int err = cv_loop_create(&r->loop);
 	if (!err && (r->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
@@ -287,6 +419,9 @@ static int kd_link_start(struct daemon *d, const char *crt, const char *key,
 		err = cv_loop_add_io(r->loop, &r->wake, EPOLLIN);
 	if (!err)
 		err = cv_kd_link_create(&r->link, r->loop, &o, &cb);
+	if (!err)
+		err = cv_kd_dtls_create(&r->dtls, r->loop, r->link, r->cert,
+					&dop);
 	if (!err)
 		err = -pthread_create(&r->thread, NULL, kd_thread, r);
 	if (err) {
@@ -300,11 +435,41 @@ static int kd_link_start(struct daemon *d, const char *crt, const char *key,
 	return 0;
 }
 
+static bool kd_on(const struct daemon *d)
+{
+	return cv_kms_config_int(&d->cfg, CV_KMS_CFG_KD_PORT) >= 0;
+}
+
+/*
+ * The Key Distributor's DTLS certificate: ECDSA P-256, made at every
+ * start (endpoints learn its fingerprint from GET_KEY, so nothing pins it
+ * across restarts). The fingerprint is public: it is logged.
+ */
+static int make_kd_cert(struct daemon *d)
+{
+	struct kd_runner *r = &d->kd;
+	int err = cv_dtls_cert_generate(&r->cert);
+	const char *fp = err ? "" : cv_dtls_cert_fingerprint(r->cert);
+	if (!err)
+		err = cv_dtls_fingerprint_parse(&d->kd_fp, fp, strlen(fp));
+	if (!err && d->kd_fp.hash != CV_DTLS_HASH_SHA256)
+		err = CV_EUNSUPP;
+	if (err) {
+		d->kd_fp.len = 0;
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS, "kd: dtls certificate: %s",
+		       cv_strerror(err));
+		return err;
+	}
+	cv_log(CV_LOG_INFO, CV_LOG_KMS, "kd: dtls certificate (fingerprint=%s)",
+	       fp);
+	return 0;
+}
+
 /* Runs the Key Distributor when kd.port is set. */
 static int start_kd(struct daemon *d, const char *crt, const char *key)
 {
 	const struct cv_kms_config *c = &d->cfg;
-	if (cv_kms_config_int(c, CV_KMS_CFG_KD_PORT) < 0) {
+	if (!kd_on(d)) {
 		cv_log(CV_LOG_INFO, CV_LOG_KMS, "kd: off (no kd.port)");
 		return 0;
 	}
@@ -398,7 +563,10 @@ static int start(struct daemon *d)
 		       cv_strerror(err));
 		return err;
 	}
-	if ((err = start_channel(d)) || (err = start_kd(d, crt, key)))
+	/* Registrations: the channel writes, the KD reads. */
+	if ((err = cv_kms_endpoints_create(&d->endpoints, 0, 0, NULL, NULL)) ||
+	    (kd_on(d) && (err = make_kd_cert(d))) || (err = start_channel(d)) ||
+	    (err = start_kd(d, crt, key)))
 		return err;
 	cv_log(CV_LOG_INFO, CV_LOG_KMS,
 	       "ready (backend=%s database=%s schema=%d admin=%s:%u "
@@ -414,6 +582,7 @@ static void stop(struct daemon *d)
 	/* The KD thread writes audit rows: it stops before the store. */
 	stop_kd(&d->kd);
 	cv_kms_channel_destroy(d->channel);
+	cv_kms_endpoints_destroy(d->endpoints);
 	cv_kms_admin_stop(d->admin);
 	cv_kms_store_close(d->store);
 	X509_free(d->cert);

@@ -632,6 +632,45 @@ int cv_kms_store_audit_refusal(struct cv_kms_store *s, const char *actor,
 	return err;
 }
 
+int cv_kms_store_audit_event(struct cv_kms_store *s, const char *actor,
+			     const char *action, const char *room,
+			     const char *object, bool granted,
+			     const char *reason)
+{
+	if (!s || !actor ||
+	    (strcmp(actor, "-") != 0 && !cv_kms_id_valid(actor)) ||
+	    !text_valid(action, 32, false) || !reason ||
+	    (reason[0] && !text_valid(reason, 128, true)) ||
+	    (!granted && !reason[0]) || (room && room[0] && !uri_valid(room)) ||
+	    (object && object[0] && !uri_valid(object)))
+		return -EINVAL;
+	if (!room)
+		room = "";
+	if (!object || !object[0])
+		object = room;
+	if (!granted) {
+		pthread_mutex_lock(&s->lock);
+		int err = audit_denied(s, actor, action, room, object, reason);
+		pthread_mutex_unlock(&s->lock);
+		return err;
+	}
+	pthread_mutex_lock(&s->lock);
+	int err = tx_begin(s);
+	if (!err)
+		err = audit(s, now(s), actor, action, room, object, true,
+			    reason);
+	if (!err)
+		err = tx_commit(s);
+	if (err)
+		tx_rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	if (err)
+		cv_log(CV_LOG_ERROR, CV_LOG_KMS,
+		       "store: event not audited: %s (action=%s)",
+		       cv_strerror(err), action);
+	return err;
+}
+
 /* RFC 8871 section 6.3 / RFC 8870 section 5: when a participant leaves,
  * the EKT key changes so that it cannot read what is sent afterwards. */
 static int remove_member_tx(struct cv_kms_store *s, const char *actor,

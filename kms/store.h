@@ -149,6 +149,20 @@ int cv_kms_store_audit_refusal(struct cv_kms_store *s, const char *actor,
 			       const char *action, const char *room,
 			       const char *reason);
 
+/*
+ * Writes one audit row, granted or denied, for a decision taken outside
+ * the store (an endpoint registered over the channel, hop keys the Key
+ * Distributor sent a node), in a transaction of its own. Arguments as
+ * cv_kms_store_audit_refusal(); `object` (NULL / "" = the room): what the
+ * decision was about, e.g. an association id in hex (1..255 printable
+ * characters, no blank); `reason` may be "" for a granted row. Errors:
+ * -EINVAL, -EIO. Thread: any (blocks on the database).
+ */
+int cv_kms_store_audit_event(struct cv_kms_store *s, const char *actor,
+			     const char *action, const char *room,
+			     const char *object, bool granted,
+			     const char *reason);
+
 /* A key handed out: the clear key lives in `key` (wipe it with
  * cv_kms_key_wipe()). */
 struct cv_kms_key {

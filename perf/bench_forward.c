@@ -16,8 +16,20 @@
  * The floor, measured the same way: one cv_srtp_unprotect plus K times
  * (copy + cv_srtp_protect with the K subscribers' sessions) per packet.
  *
+ * --perc (builds with CV_BENCH_PERC, e.g. tests/unit/switch's
+ * bench_forward_perc): the same in a perc room. An in-process Key
+ * Distributor (kms/kd_link.c + kms/kd_dtls.c) on the worker's loop, the
+ * switch's own TLS 1.3 tunnel link to it, every endpoint's DTLS tunnelled
+ * to it; the publisher's packets are double SRTP (client library
+ * cv_perc_sender: inner layer, OHB, outer layer with its hop key,
+ * EKTField); the switch does cv_perc_hop_ingress once and
+ * cv_perc_hop_egress per subscriber; verification opens every egress
+ * packet with cv_perc_receiver (bit-exact, SSRC and timestamp kept). The
+ * floor stays plain SRTP of the same payload.
+ *
  * Usage: bench_forward [--check] [--kind audio|video|both] [--k 1,10,50]
  *                      [--iters N] [--runs N] [--profile gcm|gcm256|cm]
+ *                      [--perc]
  * --check: tiny correctness run (K = 1 and 3, 20 packets), no timing.
  * --iters: packets injected per run (default: 20000 / K, 400..10000).
  * Timing is wall clock, best of --runs (default 9), in ns per forwarded
@@ -46,6 +58,19 @@
 #include "conclave/switch.h"
 #include "conclave/udp.h"
 #include "conclave/worker.h"
+#ifdef CV_BENCH_PERC
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "conclave/clock.h"
+#include "conclave/perc_e2e.h"
+#include "conclave/tunnel.h"
+#include "kms/kd_dtls.h"
+#include "kms/kd_link.h"
+#endif
 
 #define MAX_K		64
 #define MAX_KS		8
@@ -69,6 +94,7 @@ struct opts {
 	size_t iters; /* 0: per K default */
 	unsigned runs;
 	uint16_t profile_id; /* 0: the ctx default (GCM-128 first) */
+	bool perc;
 };
 
 struct bcase {
@@ -81,6 +107,9 @@ struct bcase {
 	uint16_t next_seq; /* the publisher's, for this track */
 	uint32_t ts;
 	uint32_t n_sent;
+#ifdef CV_BENCH_PERC
+	struct cv_perc_sender *snd; /* perc: the publisher's, for ssrc */
+#endif
 	/* results */
 	double fwd_ns, floor_ns; /* best run, per forwarded packet */
 };
@@ -104,6 +133,10 @@ struct endpoint {
 	unsigned stun_ok;
 	struct dq inbox;  /* from the switch, for our DTLS */
 	struct dq outbox; /* from our DTLS, for the switch */
+#ifdef CV_BENCH_PERC
+	struct cv_tunnel_assoc_id assoc;
+	struct cv_perc_receiver *rcv; /* perc subscribers */
+#endif
 	/* verification of the current case */
 	uint64_t rx_rtp, rx_rtcp;
 	bool seq_started;
@@ -149,6 +182,17 @@ struct bench {
 	bool expect_marker;
 	uint64_t egress_rtp, egress_rtcp, egress_other, bad;
 	struct floor_state fl;
+#ifdef CV_BENCH_PERC
+	/* perc: the Key Distributor on the worker, its files, the EKT key */
+	char dir[64];
+	char kd_cert[96], kd_key[96], node_cert[96], node_key[96];
+	char kd_fp[CV_TUNNEL_FP_STRLEN], node_fp[CV_TUNNEL_FP_STRLEN];
+	struct cv_dtls_cert *kd_dtls_cert;
+	struct cv_dtls_fingerprint kd_pin;
+	struct cv_kd_link *kdl;
+	struct cv_kd_dtls *kdd;
+	struct cv_perc_ekt_key ekt;
+#endif
 };
 
 static void fail(struct bench *b, const char *what, int err)
@@ -207,6 +251,235 @@ static uint8_t pattern(uint32_t n, size_t j)
 	return (uint8_t)(n * 7u + j * 13u + 1u);
 }
 
+#ifdef CV_BENCH_PERC
+/* ---- perc: the Key Distributor and the endpoints' double keys ---- */
+
+static int make_ident(struct bench *b, const char *name, char *cert, char *key,
+		      char *fp)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *nm;
+	FILE *f;
+	int err = pk && x ? 0 : -ENOMEM;
+
+	snprintf(cert, 96, "%s/%s-cert.pem", b->dir, name);
+	snprintf(key, 96, "%s/%s-key.pem", b->dir, name);
+	if (!err) {
+		X509_set_version(x, 2);
+		ASN1_INTEGER_set(X509_get_serialNumber(x), 1 + (long)name[0]);
+		X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+		X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+		X509_set_pubkey(x, pk);
+		nm = X509_get_subject_name(x);
+		X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+					   (const unsigned char *)name, -1, -1,
+					   0);
+		X509_set_issuer_name(x, nm);
+		if (X509_sign(x, pk, EVP_sha256()) <= 0)
+			err = CV_ECRYPTO;
+	}
+	if (!err && (f = fopen(cert, "w")) != NULL) {
+		PEM_write_X509(f, x);
+		fclose(f);
+	} else if (!err) {
+		err = -errno;
+	}
+	if (!err && (f = fopen(key, "w")) != NULL) {
+		PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
+		fclose(f);
+	} else if (!err) {
+		err = -errno;
+	}
+	if (!err)
+		err = cv_tunnel_cert_fingerprint(x, fp);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	return err;
+}
+
+/* Files for the tunnel's TLS, the KD's DTLS certificate, the EKT key. */
+static int perc_prepare(struct bench *b)
+{
+	const char *fp;
+	int err;
+
+	snprintf(b->dir, sizeof(b->dir), "/tmp/cv-bench-perc-XXXXXX");
+	if (!mkdtemp(b->dir))
+		return -errno;
+	err = make_ident(b, "kd", b->kd_cert, b->kd_key, b->kd_fp);
+	if (!err)
+		err = make_ident(b, "node", b->node_cert, b->node_key,
+				 b->node_fp);
+	if (!err)
+		err = cv_dtls_cert_generate(&b->kd_dtls_cert);
+	if (!err) {
+		fp = cv_dtls_cert_fingerprint(b->kd_dtls_cert);
+		err = cv_dtls_fingerprint_parse(&b->kd_pin, fp, strlen(fp));
+	}
+	b->ekt.spi = 0x0101;
+	cv_secret_init(&b->ekt.key);
+	cv_secret_init(&b->ekt.inner_salt);
+	if (!err)
+		err = cv_secret_random(&b->ekt.key, 16);
+	if (!err)
+		err = cv_secret_random(&b->ekt.inner_salt, 12);
+	for (unsigned i = 0; i < b->n_ep && !err; i++)
+		err = cv_dtls_tunnel_new_assoc_id(&b->ep[i].assoc);
+	return err;
+}
+
+static void perc_cleanup(struct bench *b)
+{
+	char path[128];
+	const char *files[] = {b->kd_cert, b->kd_key, b->node_cert,
+			       b->node_key};
+
+	cv_perc_ekt_key_wipe(&b->ekt);
+	cv_dtls_cert_unref(b->kd_dtls_cert);
+	for (size_t i = 0; i < 4; i++)
+		if (files[i][0])
+			unlink(files[i]);
+	if (b->dir[0]) {
+		snprintf(path, sizeof(path), "%s", b->dir);
+		rmdir(path);
+	}
+}
+
+static void kd_node_up(void *arg, struct cv_kd_node *node, const char *id)
+{
+	(void)arg;
+	(void)node;
+	(void)id;
+}
+
+static void kd_message(void *arg, struct cv_kd_node *node,
+		       const struct cv_tunnel_msg *m)
+{
+	struct bench *b = arg;
+	(void)cv_kd_dtls_handle_message(b->kdd, node, m);
+}
+
+static void kd_node_down(void *arg, struct cv_kd_node *node, int err)
+{
+	struct bench *b = arg;
+	(void)err;
+	cv_kd_dtls_node_down(b->kdd, node);
+}
+
+/* The fingerprint registered for an association (the KMS's job). */
+static int kd_fingerprints(void *arg, struct cv_kd_node *node,
+			   const struct cv_tunnel_assoc_id *assoc,
+			   struct cv_dtls_fingerprint *fps, size_t max)
+{
+	struct bench *b = arg;
+	(void)node;
+	for (unsigned i = 0; i < b->n_ep && max; i++) {
+		if (memcmp(b->ep[i].assoc.b, assoc->b, sizeof(assoc->b)) == 0) {
+			fps[0] = b->ep_fp;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The KD on the worker's loop (port 0), before the switch. */
+static int perc_kd_start(struct bench *b, struct cv_loop *loop)
+{
+	const char *allowed[] = {b->node_fp};
+	struct cv_kd_link_opts ko = {.address = "127.0.0.1",
+				     .cert_file = b->kd_cert,
+				     .key_file = b->kd_key,
+				     .allowed_nodes = allowed,
+				     .n_allowed = 1};
+	struct cv_kd_link_callbacks kcb = {.on_node_up = kd_node_up,
+					   .on_message = kd_message,
+					   .on_node_down = kd_node_down,
+					   .arg = b};
+	struct cv_kd_dtls_opts dopts = {.fingerprints = kd_fingerprints,
+					.arg = b};
+	int err = cv_kd_link_create(&b->kdl, loop, &ko, &kcb);
+	if (!err)
+		err = cv_kd_dtls_create(&b->kdd, loop, b->kdl, b->kd_dtls_cert,
+					&dopts);
+	return err;
+}
+
+/* One hop session from the outer half of a double key and salt. */
+static int outer_session(struct cv_srtp **out,
+			 const struct cv_kd_double_keys *k, bool client_write,
+			 enum cv_srtp_direction d)
+{
+	const struct cv_secret *key =
+		client_write ? &k->client_write_key : &k->server_write_key;
+	const struct cv_secret *salt =
+		client_write ? &k->client_write_salt : &k->server_write_salt;
+	size_t h = k->half_key_len;
+	uint8_t buf[64];
+	struct cv_secret s;
+	int err;
+
+	memcpy(buf, cv_secret_data(key) + h, h);
+	memcpy(buf + h, cv_secret_data(salt) + 12, 12);
+	cv_secret_init(&s);
+	err = cv_secret_set(&s, buf, h + 12);
+	if (!err)
+		err = cv_srtp_create(out,
+				     h == 16 ? CV_SRTP_AEAD_AES_128_GCM
+					     : CV_SRTP_AEAD_AES_256_GCM,
+				     &s, d);
+	cv_secret_wipe(&s);
+	explicit_bzero(buf, sizeof(buf));
+	return err;
+}
+
+/* The endpoint's double keys (the KD's rule over its own exporter
+ * output): hop sessions with the outer halves; a receiver for media. */
+static int perc_hop_sessions(struct endpoint *e, uint16_t profile_id,
+			     const uint8_t *material, size_t material_len)
+{
+	struct cv_kd_double_keys k;
+	int err = cv_kd_double_keys_derive(&k, profile_id, material,
+					   material_len);
+	if (err)
+		return err;
+	err = outer_session(&e->srtp_out, &k, true, CV_SRTP_OUTBOUND);
+	if (!err)
+		err = outer_session(&e->srtp_in, &k, false, CV_SRTP_INBOUND);
+	if (!err && e->index > 0) {
+		err = cv_perc_receiver_create(
+			&e->rcv,
+			k.half_key_len == 16 ? CV_PERC_DOUBLE_AES_128_GCM
+					     : CV_PERC_DOUBLE_AES_256_GCM,
+			2 * MAX_KS);
+		if (!err)
+			err = cv_perc_receiver_add_ekt_key(e->rcv, &e->b->ekt);
+	}
+	cv_kd_double_keys_wipe(&k);
+	return err;
+}
+
+/* The publisher's sender of case c (its own random inner key). */
+static int perc_sender(struct bench *b, struct bcase *c)
+{
+	struct cv_secret k;
+	enum cv_perc_profile p = cv_srtp_get_profile(b->ep[0].srtp_out) ==
+						 CV_SRTP_AEAD_AES_256_GCM
+					 ? CV_PERC_DOUBLE_AES_256_GCM
+					 : CV_PERC_DOUBLE_AES_128_GCM;
+	int err;
+
+	if (c->snd)
+		return 0;
+	cv_secret_init(&k);
+	err = cv_secret_random(&k, cv_perc_profile_half_key_bytes(p));
+	if (!err)
+		err = cv_perc_sender_create(&c->snd, p, c->ssrc, &k, &b->ekt);
+	cv_secret_wipe(&k);
+	return err;
+}
+#endif
+
 /* ---- DTLS callbacks of the bench endpoints ---- */
 
 static void ep_send(void *arg, const uint8_t *rec, size_t len)
@@ -220,9 +493,18 @@ static void ep_connected(void *arg, uint16_t profile_id,
 			 bool is_client)
 {
 	struct endpoint *e = arg;
-	int err = cv_srtp_sessions_from_dtls(profile_id, material, material_len,
-					     is_client, &e->srtp_in,
-					     &e->srtp_out);
+	int err;
+#ifdef CV_BENCH_PERC
+	if (e->b->o.perc) {
+		err = perc_hop_sessions(e, profile_id, material, material_len);
+		goto out;
+	}
+#endif
+	err = cv_srtp_sessions_from_dtls(profile_id, material, material_len,
+					 is_client, &e->srtp_in, &e->srtp_out);
+#ifdef CV_BENCH_PERC
+out:
+#endif
 	if (err) {
 		fail(e->b, "endpoint srtp", err);
 		e->failed = true;
@@ -251,12 +533,22 @@ static void verify_rtp(struct bench *b, struct endpoint *e, struct cv_pkt *pkt)
 		b->bad++; /* not a subscriber of this track */
 		return;
 	}
-	if (cv_srtp_unprotect(e->srtp_in, pkt->data, &len) != 0 ||
-	    cv_rtp_parse(pkt->data, len, &h) != 0) {
+	int err;
+	uint32_t want_ssrc = sub_ssrc(c, e->index);
+#ifdef CV_BENCH_PERC
+	if (b->o.perc) {
+		/* End to end: outer layer, EKT, OHB, inner layer. */
+		err = cv_perc_e2e_unprotect(e->rcv, e->srtp_in, pkt->data, &len,
+					    NULL);
+		want_ssrc = c->ssrc; /* kept by the node */
+	} else
+#endif
+		err = cv_srtp_unprotect(e->srtp_in, pkt->data, &len);
+	if (err != 0 || cv_rtp_parse(pkt->data, len, &h) != 0) {
 		b->bad++;
 		return;
 	}
-	bool ok = h.ssrc == sub_ssrc(c, e->index) && h.pt == c->pt &&
+	bool ok = h.ssrc == want_ssrc && h.pt == c->pt &&
 		  h.marker == b->expect_marker && !h.extension &&
 		  h.payload_len == b->expect_payload_len &&
 		  memcmp(h.payload, b->expect_payload, h.payload_len) == 0;
@@ -348,7 +640,20 @@ static void on_worker_start(struct cv_worker *w, void *arg)
 		.egress = on_egress,
 		.egress_arg = b,
 	};
-	int err = cv_switch_create(&b->sw, w, &cfg);
+	int err = 0;
+#ifdef CV_BENCH_PERC
+	struct cv_tunnel_link_opts kd = {.host = "127.0.0.1",
+					 .cert_file = b->node_cert,
+					 .key_file = b->node_key,
+					 .kd_fingerprint = b->kd_fp};
+	if (b->o.perc) {
+		err = perc_kd_start(b, cv_worker_loop(w));
+		kd.port = err ? 0 : cv_kd_link_port(b->kdl);
+		cfg.kd = &kd;
+	}
+	if (!err)
+#endif
+		err = cv_switch_create(&b->sw, w, &cfg);
 	if (err) {
 		fail(b, "cv_switch_create", err);
 		b->sw = NULL;
@@ -371,7 +676,21 @@ static void on_worker_stop(struct cv_worker *w, void *arg)
 		cv_srtp_destroy(e->srtp_out);
 		e->dtls = NULL;
 		e->srtp_in = e->srtp_out = NULL;
+#ifdef CV_BENCH_PERC
+		cv_perc_receiver_destroy(e->rcv);
+		e->rcv = NULL;
+#endif
 	}
+#ifdef CV_BENCH_PERC
+	for (size_t i = 0; i < b->n_cases; i++) {
+		cv_perc_sender_destroy(b->cases[i].snd);
+		b->cases[i].snd = NULL;
+	}
+	cv_kd_dtls_destroy(b->kdd);
+	cv_kd_link_destroy(b->kdl);
+	b->kdd = NULL;
+	b->kdl = NULL;
+#endif
 	struct floor_state *f = &b->fl;
 	cv_srtp_destroy(f->pub_out);
 	cv_srtp_destroy(f->in);
@@ -498,14 +817,20 @@ static void job_connect(struct bench *b)
 			fail(b, "ice check not answered", -EPROTO);
 			return;
 		}
-		int err = cv_dtls_local_create(&e->dtls, b->ep_ctx,
-					       CV_DTLS_ROLE_CLIENT, &b->sw_fp,
-					       1, &cb);
+		const struct cv_dtls_fingerprint *pin = &b->sw_fp;
+#ifdef CV_BENCH_PERC
+		if (b->o.perc) /* the endpoint pins the KD, not the node */
+			pin = &b->kd_pin;
+#endif
+		int err = cv_dtls_local_create(
+			&e->dtls, b->ep_ctx, CV_DTLS_ROLE_CLIENT, pin, 1, &cb);
 		if (!err)
 			err = cv_dtls_start(e->dtls, now);
 		if (err)
 			fail(b, "endpoint dtls", err);
 	}
+	if (b->o.perc)
+		return; /* the tunnel needs the loop: job_pump_perc */
 	for (int round = 0; round < 100 && !b->err; round++)
 		if (pump_once(b) == 0)
 			break;
@@ -513,6 +838,46 @@ static void job_connect(struct bench *b)
 		if (!b->ep[i].connected)
 			fail(b, "dtls handshake did not finish", -ETIMEDOUT);
 }
+
+#ifdef CV_BENCH_PERC
+/* perc: one round of datagrams, then back to the loop for the tunnel. */
+static bool perc_done;
+
+static void job_pump_perc(struct bench *b)
+{
+	uint64_t now = cv_loop_now_ms(cv_worker_loop(b->w));
+	pump_once(b);
+	perc_done = true;
+	for (unsigned i = 0; i < b->n_ep; i++) {
+		struct endpoint *e = &b->ep[i];
+		if (e->dtls && cv_dtls_next_timeout_ms(e->dtls, now) == 0)
+			cv_dtls_handle_timer(e->dtls, now);
+		if (!e->connected)
+			perc_done = false;
+	}
+}
+
+static void job_kd_up(struct bench *b)
+{
+	perc_done = cv_switch_kd_up(b->sw);
+}
+
+/* Runs job on the worker until it sets perc_done, for at most 10 s. */
+static int perc_until(struct bench *b, void (*job)(struct bench *),
+		      const char *what)
+{
+	uint64_t end = cv_clock_now_ms() + 10000;
+	int err = 0;
+	perc_done = false;
+	while (!perc_done && !err && cv_clock_now_ms() < end)
+		err = on_worker(b, job);
+	if (!err && !perc_done) {
+		fail(b, what, -ETIMEDOUT);
+		err = b->err;
+	}
+	return err;
+}
+#endif
 
 /* ---- the measured passes (worker thread) ---- */
 
@@ -552,8 +917,16 @@ static int prefill(struct bench *b, struct bcase *c, struct cv_pkt **pkts,
 			return -ENOBUFS;
 		}
 		p->len = next_plain(c, p->data, &marker);
-		int err = cv_srtp_protect(pub->srtp_out, p->data, &p->len,
-					  cv_pkt_cap(p));
+		int err;
+#ifdef CV_BENCH_PERC
+		if (b->o.perc)
+			err = cv_perc_e2e_protect(c->snd, pub->srtp_out,
+						  p->data, &p->len,
+						  cv_pkt_cap(p));
+		else
+#endif
+			err = cv_srtp_protect(pub->srtp_out, p->data, &p->len,
+					      cv_pkt_cap(p));
 		if (err) {
 			cv_pkt_free(p);
 			for (size_t j = 0; j < i; j++)
@@ -792,6 +1165,13 @@ static void job_measure(struct bench *b)
 			      max_iters);
 	if (err)
 		fail(b, "floor set-up", err);
+#ifdef CV_BENCH_PERC
+	for (size_t i = 0; i < b->n_cases && !b->err && b->o.perc; i++) {
+		err = perc_sender(b, &b->cases[i]);
+		if (err)
+			fail(b, "perc sender", err);
+	}
+#endif
 	for (size_t i = 0; i < b->n_cases && !b->err; i++)
 		measure_case(b, &b->cases[i], pkts);
 	floor_free(&b->fl);
@@ -827,6 +1207,17 @@ static int parse_args(struct opts *o, int argc, char **argv)
 		if (strcmp(a, "--check") == 0) {
 			o->check = true;
 			continue;
+		}
+		if (strcmp(a, "--perc") == 0) {
+#ifdef CV_BENCH_PERC
+			o->perc = true;
+			continue;
+#else
+			fprintf(stderr, "bench_forward: built without perc "
+					"(use tests/unit/switch's "
+					"bench_forward_perc)\n");
+			return -EINVAL;
+#endif
 		}
 		if (!v)
 			return -EINVAL;
@@ -910,7 +1301,11 @@ static int post_setup(struct bench *b)
 			.remote = e->mine,
 			.dtls_role = CV_DTLS_ROLE_SERVER,
 			.remote_fp = b->ep_fp,
+			.perc = b->o.perc,
 		};
+#ifdef CV_BENCH_PERC
+		spec.assoc = e->assoc;
+#endif
 		err = cv_switch_cmd_add_transport(b->w, &spec);
 		memset(&spec, 0, sizeof(spec));
 	}
@@ -972,8 +1367,9 @@ static int make_dtls(struct bench *b, struct cv_dtls_ctx **sw_ctx)
 
 static void print_table(const struct bench *b)
 {
-	printf("profile %s, libsrtp2 backend %s, best of %u runs, wall "
+	printf("%sprofile %s, libsrtp2 backend %s, best of %u runs, wall "
 	       "clock ns per forwarded packet\n",
+	       b->o.perc ? "perc room (double, outer) " : "",
 	       cv_srtp_profile_name(cv_srtp_get_profile(b->ep[0].srtp_out)),
 	       cv_srtp_backend(), b->o.runs);
 	printf("%-6s %3s %6s %8s %10s %10s %6s\n", "kind", "K", "bytes",
@@ -998,7 +1394,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_forward [--check] "
 				"[--kind audio|video|both] [--k 1,10,50] "
 				"[--iters N] [--runs N] "
-				"[--profile gcm|gcm256|cm]\n");
+				"[--profile gcm|gcm256|cm] [--perc]\n");
 		return 2;
 	}
 	pthread_mutex_init(&b->wait.m, NULL);
@@ -1017,6 +1413,10 @@ int main(int argc, char **argv)
 	}
 	if (!err)
 		err = make_dtls(b, &b->sw_ctx);
+#ifdef CV_BENCH_PERC
+	if (!err && b->o.perc)
+		err = perc_prepare(b);
+#endif
 	if (err) {
 		fprintf(stderr, "bench_forward: set-up: %s\n",
 			cv_strerror(err));
@@ -1044,16 +1444,25 @@ int main(int argc, char **argv)
 		waiter_wait(&b->wait);
 		err = b->err;
 	}
+#ifdef CV_BENCH_PERC
+	if (!err && b->o.perc)
+		err = perc_until(b, job_kd_up, "the switch's KD link is down");
+#endif
 	if (!err)
 		err = post_setup(b);
 	if (!err)
 		err = on_worker(b, job_connect);
+#ifdef CV_BENCH_PERC
+	if (!err && b->o.perc)
+		err = perc_until(b, job_pump_perc,
+				 "perc dtls handshakes did not finish");
+#endif
 	if (!err)
 		err = on_worker(b, job_measure);
 	if (!err && b->o.check)
-		printf("bench_forward: check passed: %zu cases, every egress "
+		printf("bench_forward: check passed: %zu %scases, every egress "
 		       "packet decrypted by its subscriber\n",
-		       b->n_cases);
+		       b->n_cases, b->o.perc ? "perc " : "");
 	else if (!err)
 		print_table(b);
 	else
@@ -1065,6 +1474,10 @@ int main(int argc, char **argv)
 	}
 	cv_dtls_ctx_unref(b->sw_ctx);
 	cv_dtls_ctx_unref(b->ep_ctx);
+#ifdef CV_BENCH_PERC
+	if (b->o.perc)
+		perc_cleanup(b);
+#endif
 	if (b->ep) /* ICE passwords are secrets */
 		explicit_bzero(b->ep, b->n_ep * sizeof(*b->ep));
 	free(b->ep);

@@ -23,7 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "conclave/base64.h"
 #include "conclave/err.h"
+#include "conclave/kms_client.h"
 #include "conclave/token.h"
 #include "perf/perf_node.h"
 #include "perf/perf_run.h"
@@ -112,6 +118,14 @@ static void start_ep(struct perf_run *run, struct cv_client_loop *loop,
 		.rx_jitter_ms = o->jitter_ms,
 		.rx_reorder = o->reorder_pct / 100.0,
 	};
+	if (o->scenario == PERF_PERC)
+		co.perc = (struct cv_client_perc_opts){
+			.enabled = true,
+			.kms_host = o->kms_host,
+			.kms_port = o->kms_port,
+			.kms_cert_file = o->kms_cert,
+			.kms_token = ep->kms_token,
+		};
 	struct cv_client_callbacks cb = {on_state, on_event, ep};
 	ep->created = true;
 	int rc = apply_target(&co, o->target);
@@ -218,6 +232,14 @@ static void add_endpoint(struct perf_totals *t, const struct perf_ep *ep)
 	t->retransmits += s.retransmits;
 	t->plis_received += s.plis_received;
 	t->impair_dropped += s.impair_dropped;
+	struct cv_client_perc_stats ps;
+	cv_client_perc_stats(ep->c, &ps);
+	t->perc_verified += ps.verified;
+	t->perc_mismatch += ps.payload_mismatch;
+	for (int d = 0; d < CV_PERC_DROP_COUNT; d++) {
+		t->perc_drops += ps.drops[d];
+		t->perc_drop[d] += ps.drops[d];
+	}
 	unsigned with_media = 0;
 	for (size_t i = 0; i < cv_client_track_count(ep->c); i++) {
 		struct cv_client_track_stats ts;
@@ -309,6 +331,7 @@ static int build_endpoints(struct perf_run *run)
 	const struct perf_opts *o = run->o;
 	unsigned pubs =
 		o->scenario == PERF_WEBINAR ? o->publishers : o->participants;
+	/* PERF_PERC is a meeting, with audio and video. */
 	unsigned subs = o->scenario == PERF_WEBINAR ? o->subscribers : 0;
 	bool video = o->scenario != PERF_AUDIO;
 	unsigned per_pub = video ? 2 : 1;
@@ -381,13 +404,21 @@ static int make_tokens(struct perf_run *run, const char *secret, bool dev)
 			continue;
 		}
 		char buf[TOKEN_CAP];
-		unsigned rights =
-			ep->subscribe_only
-				? CV_RIGHT_SUBSCRIBE
-				: CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE;
-		int rc = cv_token_issue((const uint8_t *)secret, strlen(secret),
-					ep->name, ep->room, rights, exp_s, buf,
-					sizeof(buf));
+		struct cv_token_claims cl = {
+			.rights =
+				ep->subscribe_only
+					? CV_RIGHT_SUBSCRIBE
+					: CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE,
+			.exp_s = exp_s,
+			.mode = o->scenario == PERF_PERC
+					? CV_TOKEN_MODE_PERC
+					: CV_TOKEN_MODE_FORWARD,
+		};
+		snprintf(cl.sub, sizeof(cl.sub), "%s", ep->name);
+		snprintf(cl.room, sizeof(cl.room), "%s", ep->room);
+		int rc = cv_token_issue_claims((const uint8_t *)secret,
+					       strlen(secret), &cl, buf,
+					       sizeof(buf));
 		if (rc) {
 			fprintf(stderr, "conclave-perf: token: %s\n",
 				cv_strerror(rc));
@@ -398,6 +429,136 @@ static int make_tokens(struct perf_run *run, const char *secret, bool dev)
 			return -ENOMEM;
 	}
 	return 0;
+}
+
+/* ---- Perc: KMS tokens and rooms ---- */
+
+/* base64url(in) appended at out[*n]; false when it does not fit. */
+static bool b64u(char *out, size_t cap, size_t *n, const void *in, size_t len)
+{
+	size_t w = 0;
+	if (cv_base64url_encode(in, len, out + *n, cap - *n, &w))
+		return false;
+	*n += w;
+	return true;
+}
+
+/* An HS256 KMS token (docs/kms.md "KMS tokens") for sub. */
+static char *kms_token(const uint8_t *key, size_t key_len, const char *iss,
+		       const char *sub, int64_t exp_s)
+{
+	static const char head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	char body[512], out[TOKEN_CAP];
+	int64_t now = (int64_t)time(NULL);
+	int bl = snprintf(body, sizeof(body),
+			  "{\"iss\":\"%s\",\"aud\":\"conclave-kms\","
+			  "\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
+			  iss, sub, (long long)now - 5, (long long)exp_s);
+	size_t n = 0;
+	uint8_t mac[EVP_MAX_MD_SIZE];
+	unsigned mac_len = 0;
+	if (bl < 0 || (size_t)bl >= sizeof(body) ||
+	    !b64u(out, sizeof(out), &n, head, strlen(head)) ||
+	    n + 1 >= sizeof(out))
+		return NULL;
+	out[n++] = '.';
+	if (!b64u(out, sizeof(out), &n, body, (size_t)bl) ||
+	    !HMAC(EVP_sha256(), key, (int)key_len, (const uint8_t *)out, n, mac,
+		  &mac_len) ||
+	    n + 1 >= sizeof(out))
+		return NULL;
+	out[n++] = '.';
+	if (!b64u(out, sizeof(out), &n, mac, mac_len))
+		return NULL;
+	return strdup(out);
+}
+
+static int read_secret(const char *path, uint8_t *buf, size_t cap, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = fread(buf, 1, cap, f);
+	fclose(f);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	*len = n;
+	return n ? 0 : -EINVAL;
+}
+
+/* The host and port of the KMS channel: --kms-host, or the node's relay
+ * (the url's host and port). */
+static int kms_addr(const struct perf_opts *o, char *host, size_t cap,
+		    uint16_t *port)
+{
+	if (o->kms_host) {
+		snprintf(host, cap, "%s", o->kms_host);
+		*port = o->kms_port;
+		return 0;
+	}
+	unsigned p = 0;
+	char fmt[32];
+	snprintf(fmt, sizeof(fmt), "ws://%%%zu[^:/]:%%u", cap - 1);
+	if (sscanf(o->url, fmt, host, &p) != 2 || !p || p > 65535)
+		return -EINVAL;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* KMS tokens for every endpoint, then each room created at the KMS by
+ * its first endpoint, which adds the others (before anyone joins). */
+static int perc_prepare(struct perf_run *run)
+{
+	const struct perf_opts *o = run->o;
+	uint8_t key[512];
+	size_t key_len = 0;
+	int rc = read_secret(o->kms_secret_file, key, sizeof(key), &key_len);
+	if (rc) {
+		fprintf(stderr, "conclave-perf: --kms-token-secret-file: %s\n",
+			cv_strerror(rc));
+		return rc;
+	}
+	int64_t exp_s =
+		(int64_t)time(NULL) + 3600 + (int64_t)(o->duration_s * 2);
+	for (size_t i = 0; i < run->n_eps && !rc; i++) {
+		run->eps[i].kms_token = kms_token(key, key_len, o->kms_issuer,
+						  run->eps[i].name, exp_s);
+		if (!run->eps[i].kms_token)
+			rc = -ENOMEM;
+	}
+	OPENSSL_cleanse(key, sizeof(key));
+	char host[64];
+	uint16_t port = 0;
+	if (!rc)
+		rc = kms_addr(o, host, sizeof(host), &port);
+	for (size_t i = 0; i < run->n_eps && !rc; i++) {
+		struct perf_ep *first = &run->eps[i];
+		if (i && !strcmp(run->eps[i - 1].room, first->room))
+			continue;
+		struct cv_kms_client *k = NULL;
+		struct cv_kms_client_opts ko = {
+			.host = host,
+			.port = port,
+			.kms_cert_file = o->kms_cert,
+			.token = first->kms_token,
+			.core_token = o->kms_host ? NULL : first->token,
+		};
+		rc = cv_kms_client_create(&k, &ko);
+		if (!rc)
+			rc = cv_kms_client_connect(k);
+		if (!rc)
+			rc = cv_kms_client_create_room(k, first->room, NULL);
+		for (size_t j = i + 1; !rc && j < run->n_eps &&
+				       !strcmp(run->eps[j].room, first->room);
+		     j++)
+			rc = cv_kms_client_add_member(k, first->room,
+						      run->eps[j].name, NULL);
+		cv_kms_client_destroy(k);
+		if (rc)
+			fprintf(stderr, "conclave-perf: KMS room %s: %s\n",
+				first->room, cv_strerror(rc));
+	}
+	return rc;
 }
 
 /* ---- The main thread: sampling each second ---- */
@@ -552,7 +713,11 @@ static void usage(FILE *f)
 		"its\n"
 		"                       pid file)\n"
 		"Load:\n"
-		"  --scenario S         meeting (default), webinar or audio\n"
+		"  --scenario S         meeting (default), webinar, audio or "
+		"perc\n"
+		"                       (perc: a meeting in perc rooms; "
+		"the node needs its\n"
+		"                       perc.* config, see --node-arg)\n"
 		"  --participants P     per room, meeting and audio (default "
 		"4)\n"
 		"  --publishers N --subscribers M   per room, webinar (1, 20)\n"
@@ -582,7 +747,18 @@ static void usage(FILE *f)
 		"  --quiet              no progress line on stderr\n"
 		"  --max-loss PCT       cumulative loss, every received track\n"
 		"  --max-p99-ms MS      one-way delay p99, measured window\n"
-		"  --min-received N     packets received by all endpoints\n");
+		"  --min-received N     packets received by all endpoints\n"
+		"Perc rooms (--scenario perc; every room created at the KMS by "
+		"its first\n"
+		"endpoint, which adds the others):\n"
+		"  --kms-cert FILE      the conclave-kms certificate to pin\n"
+		"  --kms-token-secret-file FILE  its "
+		"channel.token_secret_file\n"
+		"  --kms-issuer ISS     its channel.token_issuer\n"
+		"  --kms-host IP --kms-port P   conclave-kms directly "
+		"(default: the\n"
+		"                       node's relay)\n"
+		"Not bit-exact perc packets fail the run.\n");
 }
 
 enum {
@@ -616,6 +792,11 @@ enum {
 	OPT_MAX_LOSS,
 	OPT_MAX_P99,
 	OPT_MIN_RX,
+	OPT_KMS_HOST,
+	OPT_KMS_PORT,
+	OPT_KMS_CERT,
+	OPT_KMS_SECRET,
+	OPT_KMS_ISSUER,
 	OPT_HELP,
 };
 
@@ -650,6 +831,11 @@ static const struct option longopts[] = {
 	{"max-loss", required_argument, NULL, OPT_MAX_LOSS},
 	{"max-p99-ms", required_argument, NULL, OPT_MAX_P99},
 	{"min-received", required_argument, NULL, OPT_MIN_RX},
+	{"kms-host", required_argument, NULL, OPT_KMS_HOST},
+	{"kms-port", required_argument, NULL, OPT_KMS_PORT},
+	{"kms-cert", required_argument, NULL, OPT_KMS_CERT},
+	{"kms-token-secret-file", required_argument, NULL, OPT_KMS_SECRET},
+	{"kms-issuer", required_argument, NULL, OPT_KMS_ISSUER},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -723,6 +909,8 @@ static bool set_opt(struct perf_opts *o, int ch, const char *arg)
 			o->scenario = PERF_WEBINAR;
 		else if (!strcmp(arg, "audio"))
 			o->scenario = PERF_AUDIO;
+		else if (!strcmp(arg, "perc"))
+			o->scenario = PERF_PERC;
 		else
 			return false;
 		return true;
@@ -772,6 +960,23 @@ static bool set_opt(struct perf_opts *o, int ch, const char *arg)
 		return num_arg(arg, 0, 100, &o->max_loss_pct);
 	case OPT_MAX_P99:
 		return num_arg(arg, 0, 1e6, &o->max_p99_ms);
+	case OPT_KMS_HOST:
+		o->kms_host = arg;
+		return true;
+	case OPT_KMS_PORT:
+		if (!uint_arg(arg, 65535, &u) || !u)
+			return false;
+		o->kms_port = (uint16_t)u;
+		return true;
+	case OPT_KMS_CERT:
+		o->kms_cert = arg;
+		return true;
+	case OPT_KMS_SECRET:
+		o->kms_secret_file = arg;
+		return true;
+	case OPT_KMS_ISSUER:
+		o->kms_issuer = arg;
+		return true;
 	case OPT_MIN_RX:
 		if (!num_arg(arg, 0, 1e15, &v) || v != floor(v))
 			return false;
@@ -834,6 +1039,18 @@ static int parse_opts(struct perf_opts *o, int argc, char **argv)
 				"is needed with --url\n");
 		return 2;
 	}
+	if (o->scenario == PERF_PERC &&
+	    (o->target == PERF_TARGET_JANUS || o->dev_token || !o->kms_cert ||
+	     !o->kms_secret_file || !o->kms_issuer ||
+	     (o->kms_host && !o->kms_port))) {
+		fprintf(stderr,
+			"conclave-perf: --scenario perc needs "
+			"--kms-cert, --kms-token-secret-file and "
+			"--kms-issuer (and --kms-port with --kms-host), "
+			"node tokens signed here (not --dev-token), "
+			"and a Conclave node\n");
+		return 2;
+	}
 	if (o->target == PERF_TARGET_JANUS && o->start_node) {
 		fprintf(stderr, "conclave-perf: --target janus takes --url "
 				"(start Janus with perf/janus/start.sh) and "
@@ -858,8 +1075,10 @@ static void on_signal(int sig)
 
 static void free_run(struct perf_run *run)
 {
-	for (size_t i = 0; run->eps && i < run->n_eps; i++)
+	for (size_t i = 0; run->eps && i < run->n_eps; i++) {
 		free(run->eps[i].token);
+		free(run->eps[i].kms_token);
+	}
 	free(run->eps);
 	free(run->secs);
 }
@@ -928,6 +1147,8 @@ int main(int argc, char **argv)
 	int rc = build_endpoints(&run);
 	if (!rc && o.target != PERF_TARGET_JANUS) /* Janus takes no token */
 		rc = make_tokens(&run, secret, o.dev_token);
+	if (!rc && o.scenario == PERF_PERC)
+		rc = perc_prepare(&run);
 	if (!rc)
 		rc = run_load(&run);
 	status = rc ? 2 : report(&run);

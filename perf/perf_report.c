@@ -21,6 +21,8 @@ const char *perf_scenario_name(enum perf_scenario s)
 		return "webinar";
 	case PERF_AUDIO:
 		return "audio";
+	case PERF_PERC:
+		return "perc";
 	}
 	return "?";
 }
@@ -41,6 +43,8 @@ static void check_thresholds(const struct perf_run *run, struct perf_summary *s)
 		violate(s, "endpoints failed");
 	if (t->tracks_missing)
 		violate(s, "expected tracks never received");
+	if (t->perc_mismatch)
+		violate(s, "perc: delivered packets not bit-exact");
 	if (o->max_loss_pct >= 0 && s->loss_pct > o->max_loss_pct)
 		violate(s, "loss above --max-loss");
 	if (o->max_p99_ms >= 0 &&
@@ -113,6 +117,17 @@ void perf_report_text(const struct perf_run *run, const struct perf_summary *s)
 	       (unsigned long long)t->sent_frames,
 	       (unsigned long long)t->sent_keyframes,
 	       (unsigned long long)t->retransmits);
+	if (o->scenario == PERF_PERC)
+		printf("  perc:     %llu packets verified end to end, %llu "
+		       "not bit-exact, %llu dropped by perc checks\n",
+		       (unsigned long long)t->perc_verified,
+		       (unsigned long long)t->perc_mismatch,
+		       (unsigned long long)t->perc_drops);
+	for (int d = 0; o->scenario == PERF_PERC && d < CV_PERC_DROP_COUNT; d++)
+		if (t->perc_drop[d])
+			printf("            dropped (%s): %llu\n",
+			       cv_perc_drop_name((enum cv_perc_drop)d),
+			       (unsigned long long)t->perc_drop[d]);
 	printf("  received: %llu packets, %llu bytes, lost %llu of %llu "
 	       "(%.3f %%), %llu recovered, %llu video frames, %llu keyframe "
 	       "waits\n",
@@ -194,6 +209,15 @@ static json_t *build_totals(const struct perf_totals *t,
 	json_object_set_new(sent, "impair_dropped", JI(t->impair_dropped));
 	json_t *rx = json_object();
 	json_object_set_new(rx, "tracks", JI(t->tracks));
+	json_object_set_new(rx, "perc_verified", JI(t->perc_verified));
+	json_object_set_new(rx, "perc_mismatch", JI(t->perc_mismatch));
+	json_object_set_new(rx, "perc_drops", JI(t->perc_drops));
+	json_t *why = json_object();
+	for (int d = 0; d < CV_PERC_DROP_COUNT; d++)
+		json_object_set_new(why,
+				    cv_perc_drop_name((enum cv_perc_drop)d),
+				    JI(t->perc_drop[d]));
+	json_object_set_new(rx, "perc_drop_reasons", why);
 	json_object_set_new(rx, "tracks_missing", JI(t->tracks_missing));
 	json_object_set_new(rx, "packets", JI(t->packets));
 	json_object_set_new(rx, "bytes", JI(t->bytes));

@@ -20,7 +20,9 @@
 #include "conclave/client.h"
 #include "perf/perf_stats.h"
 
-enum perf_scenario { PERF_MEETING, PERF_WEBINAR, PERF_AUDIO };
+/* PERF_PERC: a meeting in perc rooms (docs/perc.md "The endpoint in a
+ * perc room"): the conclave-kms channel is needed (perf_opts.kms_*). */
+enum perf_scenario { PERF_MEETING, PERF_WEBINAR, PERF_AUDIO, PERF_PERC };
 
 /* Which media server the endpoints speak to. */
 enum perf_target { PERF_TARGET_CONCLAVE, PERF_TARGET_JANUS };
@@ -52,6 +54,14 @@ struct perf_opts {
 	double reorder_pct; /* packets held 20 ms more */
 	const char *json_path, *plot_path;
 	bool quiet;
+	/* perc: the KMS channel (kms_host NULL: the node's relay), its
+	 * pinned certificate, and the KMS token secret file and issuer to
+	 * sign each endpoint's KMS token with. */
+	const char *kms_host;
+	uint16_t kms_port;
+	const char *kms_cert;
+	const char *kms_secret_file;
+	const char *kms_issuer;
 	/* Thresholds (negative: not checked). */
 	double max_loss_pct, max_p99_ms;
 	int64_t min_received;
@@ -59,7 +69,8 @@ struct perf_opts {
 
 struct perf_ep {
 	char room[40], name[64];
-	char *token; /* malloc */
+	char *token;	 /* malloc */
+	char *kms_token; /* malloc; perc only */
 	bool audio, video, subscribe_only;
 	unsigned expect_tracks; /* tracks it should receive */
 	uint64_t start_us;	/* after the run's t0 */
@@ -93,6 +104,10 @@ struct perf_totals {
 	uint32_t worst_track_p99_us;
 	struct perf_hist delay;
 	unsigned failed, up;
+	/* perc: packets verified end to end, delivered but not bit-exact,
+	 * and dropped by the receivers' perc checks (every reason) */
+	uint64_t perc_verified, perc_mismatch, perc_drops;
+	uint64_t perc_drop[CV_PERC_DROP_COUNT]; /* by cv_perc_drop_name */
 };
 
 struct perf_run {

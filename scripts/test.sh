@@ -134,6 +134,31 @@ PY
 }
 if check_run_command; then ok; echo "run command: demo page answers"; else ko "run command"; fi
 
+# Issue 4, done-when 3: a test-only node build that tampers with every perc
+# packet it forwards; perc receivers must reject and count each one. The
+# default build must not contain that code at all.
+step "faulty node (-Dperc_faulty_node=true, tests only)"
+if nm build/src/node/conclave | grep -q 'perc_fault'; then
+	ko "the default node build contains the faulty-node code"
+else
+	ok
+	echo "default build: no faulty-node code"
+fi
+if { [ -f build-faulty/build.ninja ] ||
+	meson setup build-faulty --buildtype=debugoptimized -Dwerror=true \
+		-Dperc_faulty_node=true >/dev/null; } &&
+	ninja -C build-faulty -j2 src/node/conclave; then
+	if python3 tests/integration/perc/perc_faulty.py \
+		build-faulty/src/node/conclave build/client/conclave-client \
+		build/kms/conclave-kms build/tests/integration/kms/kd_node; then
+		ok
+	else
+		ko "perc_faulty"
+	fi
+else
+	ko "faulty node build"
+fi
+
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
 	step "build (ASan + UBSan)"
 	if build build-asan --buildtype=debug -Dwerror=true \

@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conclave/perc_e2e.h"
+
 /* Bytes of RTP padding that carry the send stamp: 'c' 'v' 0x01, the send
  * time (monotonic microseconds, 8 bytes big endian), the pad count. */
 #define CV_CLIENT_STAMP_BYTES 12
@@ -85,6 +87,40 @@ enum cv_client_target {
 	CV_CLIENT_TARGET_JANUS,
 };
 
+/*
+ * Perc rooms (RFC 8871 end to end keys; docs/perc.md "The endpoint").
+ * Before it joins, the endpoint opens the client-KMS channel
+ * (cv_kms_client: HELLO, then optionally creates the room and adds
+ * members, then GET_KEY: EKT key, SPI, inner salt and the Key
+ * Distributor's DTLS fingerprint). After `joined` it registers its DTLS
+ * certificate for both association ids with the KMS, and its DTLS (always
+ * the client) pins the KD's fingerprint, never the node's a=fingerprint.
+ * Hop keys come from the exporter output by the docs/perc.md rule; media
+ * is double SRTP (cv_perc_sender / cv_perc_receiver) with a random inner
+ * key per sending SSRC, shared by EKT.
+ *
+ * The KMS calls are synchronous round trips (sub-ms to a few ms on
+ * loopback) made on the loop's thread: at WebSocket open, on `joined`, on
+ * `rekey` and in cv_client_perc_remove_member / _add_member.
+ */
+struct cv_client_perc_opts {
+	bool enabled;
+	/* The KMS channel: kms_host NULL = the node's byte relay (the url's
+	 * host and port, POST /v1/channel there), and the node token goes
+	 * with membership changes (two-part add/remove); else conclave-kms
+	 * directly at kms_host:kms_port (an IP literal). */
+	const char *kms_host;
+	uint16_t kms_port;
+	/* The KMS certificate (PEM) to pin: a file, or the PEM text. */
+	const char *kms_cert_file, *kms_cert_pem;
+	const char *kms_token; /* the KMS token (same sub as the node token) */
+	/* Before GET_KEY: create the room at the KMS (an existing room is
+	 * fine) and add these members (token subs; already members are
+	 * fine). For the first endpoint of a test or a load run. */
+	bool create_room;
+	const char *const *add_members; /* NULL-terminated, may be NULL */
+};
+
 struct cv_client_opts {
 	const char *url;   /* "ws://host:port/ws" (wss: not yet) */
 	const char *token; /* join token (JWT); unused for JANUS */
@@ -128,6 +164,14 @@ struct cv_client_opts {
 	 */
 	unsigned rx_jitter_ms;
 	double rx_reorder;
+	/* Impairment on the send side: the fraction (0..1) of our video
+	 * RTP packets not sent the first time (each one is still kept for
+	 * NACK), so that the node's NACKs to the publisher and our
+	 * retransmissions get exercised. */
+	double tx_loss;
+	/* A perc room (docs/perc.md, "The endpoint"): see struct
+	 * cv_client_perc_opts. perc.enabled false: a forward room. */
+	struct cv_client_perc_opts perc;
 };
 
 enum cv_client_state {
@@ -137,7 +181,11 @@ enum cv_client_state {
 	CV_CLIENT_SUBSCRIBED,	  /* subscribe connection's DTLS done */
 	CV_CLIENT_CLOSED,	  /* left, or the node closed the socket */
 	CV_CLIENT_FAILED,	  /* see the err argument */
+	CV_CLIENT_REMOVED,	  /* perc: a member removed us ("removed") */
 };
+
+/* A short name of a state ("connecting", ..., "removed"). Static. */
+const char *cv_client_state_name(enum cv_client_state s);
 
 /*
  * Callbacks, all optional, run on the loop's thread from inside the
@@ -173,6 +221,12 @@ int cv_client_create(struct cv_client **out, struct cv_client_loop *loop,
  * Thread: the loop's. */
 void cv_client_leave(struct cv_client *c);
 
+/* Sends "mute" for our audio (video false) or video track (docs/
+ * protocol.md). Media keeps flowing from us; what the node does with a
+ * muted track is its business (perc rooms: it stops forwarding and
+ * rewrites SEQ on unmute). Thread: the loop's. */
+void cv_client_mute(struct cv_client *c, bool video, bool muted);
+
 /* Frees the endpoint at once (closing its socket, no callbacks). NULL is
  * fine. Thread: the loop's, outside its callbacks. */
 void cv_client_destroy(struct cv_client *c);
@@ -184,7 +238,8 @@ struct cv_client_send_stats {
 	uint64_t audio_packets, video_packets, bytes;
 	uint64_t video_frames, keyframes;
 	uint64_t nacks_received, retransmits, plis_received;
-	uint64_t impair_dropped; /* received packets dropped by rx_loss */
+	uint64_t impair_dropped;    /* received packets dropped by rx_loss */
+	uint64_t tx_impair_dropped; /* video packets not sent (tx_loss) */
 };
 
 /* One received track (one SSRC of the subscribe connection). */
@@ -239,5 +294,107 @@ size_t cv_client_track_count(const struct cv_client *c);
 /* Fills *out for track i. Returns 0 or -ENOENT. Thread: the loop's. */
 int cv_client_track_stats(const struct cv_client *c, size_t i,
 			  struct cv_client_track_stats *out);
+
+/* ---- Perc rooms: membership, counters and test hooks ---- */
+
+/*
+ * Removes member (a token sub) from the room through the KMS channel: the
+ * node's relay with the node token as the core part when kms_host is
+ * NULL (the node then ends the member's session and tells the others to
+ * rekey), else conclave-kms alone. On success the endpoint rekeys at once
+ * (GET_KEY, new EKT key to its receiver, new inner keys). Synchronous.
+ * Returns 0; -EINVAL (not a perc endpoint, or before the KMS step); the
+ * errors of cv_kms_client_remove_member. Thread: the loop's.
+ */
+int cv_client_perc_remove_member(struct cv_client *c, const char *member);
+
+/* The same for adding a member (no rekey). */
+int cv_client_perc_add_member(struct cv_client *c, const char *member);
+
+/*
+ * Which KMS step of a perc join failed ("connect", "create_room",
+ * "add_member", "get_key", "register_endpoint"), or NULL when none did (or
+ * not a perc endpoint): with the CV_CLIENT_FAILED error code, what a user
+ * needs to see. cv_client_perc_kms_status: the KMS's last answer code
+ * ("not_member", ...; "" when there was no answer, e.g. the KMS or the
+ * node's relay could not be reached). Both static strings. Thread: the
+ * loop's.
+ */
+const char *cv_client_perc_failed_step(const struct cv_client *c);
+const char *cv_client_perc_kms_status(const struct cv_client *c);
+
+/* What one perc endpoint counted. */
+struct cv_client_perc_stats {
+	uint64_t sent;		   /* packets double-protected */
+	uint64_t verified;	   /* delivered, inner tag and check ok */
+	uint64_t payload_mismatch; /* delivered, but not what was sent */
+	uint64_t unknown_ssrc;	   /* delivered for no announced track */
+	uint64_t drops[CV_PERC_DROP_COUNT]; /* by cv_perc_drop_name */
+	uint64_t seq_rewritten; /* verified, hop SEQ != original SEQ */
+	uint64_t rekeys;	/* EKT key changes applied */
+	uint64_t retransmits;	/* identical resends for NACK */
+	uint16_t spi;		/* current EKT key */
+	uint32_t epoch;		/* the KMS's key epoch */
+};
+
+/* Fills *out (zeros for a forward endpoint). Thread: the loop's. */
+void cv_client_perc_stats(const struct cv_client *c,
+			  struct cv_client_perc_stats *out);
+
+/*
+ * Test hooks (done-when 2 and 4 of issue 4): the key material this
+ * endpoint used, so that a test can scan the node's memory for it and
+ * try a removed member's state on captured packets. Never log these.
+ */
+#define CV_CLIENT_PERC_MAX_KEYS 8
+
+struct cv_client_perc_key {
+	uint32_t id; /* inner: the SSRC; EKT: the SPI; hop: 0 pub, 1 sub */
+	uint8_t len; /* octets in b */
+	uint8_t b[CV_SECRET_MAX_BYTES];
+};
+
+struct cv_client_perc_keys {
+	/* own inner master keys (every one used, oldest first) */
+	size_t n_inner;
+	struct cv_client_perc_key inner[CV_CLIENT_PERC_MAX_KEYS];
+	/* EKT keys received from the KMS (oldest first) and their inner
+	 * salts (same order) */
+	size_t n_ekt;
+	struct cv_client_perc_key ekt[CV_CLIENT_PERC_MAX_KEYS];
+	struct cv_client_perc_key inner_salt[CV_CLIENT_PERC_MAX_KEYS];
+	/* hop (outer) keys, key || salt: out = what we send with, in = what
+	 * the node sends us with; index 0 publish, 1 subscribe connection */
+	struct cv_client_perc_key hop_out[2], hop_in[2];
+};
+
+/* Copies the keys into *out (wipe it after use). Thread: the loop's. */
+void cv_client_perc_keys(const struct cv_client *c,
+			 struct cv_client_perc_keys *out);
+
+/*
+ * A tap on the raw datagrams (SRTP, before any impairment or
+ * decryption) the subscribe connection receives: fn(arg, bytes, len)
+ * for each RTP datagram, bytes borrowed for the call. NULL removes it.
+ * Thread: the loop's.
+ */
+typedef void cv_client_tap_fn(void *arg, const uint8_t *dgram, size_t len);
+void cv_client_set_rx_tap(struct cv_client *c, cv_client_tap_fn *fn, void *arg);
+
+/*
+ * Runs a datagram (SRTP as tapped) through this endpoint's perc receiver
+ * without delivering it: the state a member has (its EKT keys and the
+ * inner keys it learnt) against captured packets. hop_in (borrowed; key
+ * || salt as in struct cv_client_perc_keys) removes the outer layer with
+ * a fresh session of that key (say the capturing member's hop_in[1]: the
+ * worst case, a removed member who also holds the hop key); NULL uses
+ * this endpoint's own subscribe session. Returns 0 when the packet
+ * decrypts and verifies end to end, else the cv_perc_e2e_unprotect error
+ * (the drop is counted in this endpoint's stats); -EINVAL when this is
+ * not a perc endpoint with a receiver. Thread: the loop's.
+ */
+int cv_client_perc_try_unprotect(struct cv_client *c,
+				 const struct cv_client_perc_key *hop_in,
+				 const uint8_t *dgram, size_t len);
 
 #endif

@@ -57,6 +57,15 @@
 	I(POOL_PACKETS_PER_WORKER)                                             \
 	I(SWITCH_NACK_CACHE_PACKETS)                                           \
 	D(SWITCH_PLI_MIN_INTERVAL_MS)                                          \
+	S(PERC_KD_ADDRESS)                                                     \
+	I(PERC_KD_PORT)                                                        \
+	S(PERC_KD_FINGERPRINT)                                                 \
+	S(PERC_CERT_FILE)                                                      \
+	S(PERC_KEY_FILE)                                                       \
+	S(PERC_FINGERPRINT_FILE)                                               \
+	S(PERC_KMS_ADDRESS)                                                    \
+	I(PERC_KMS_PORT)                                                       \
+	S(PERC_FAULT)                                                          \
 	B(DEV)
 
 #define CV_CONFIG_KEY_ALL_(id) CV_CFGK_##id,

@@ -27,8 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conclave/dtls.h"
 #include "conclave/perc_e2e.h"
 #include "conclave/secret.h"
+#include "conclave/tunnel.h"
 
 struct cv_kms_client;
 
@@ -58,6 +60,12 @@ struct cv_kms_client_opts {
 	/* Wall clock in ms; NULL = the system clock. */
 	uint64_t (*now_ms)(void *arg);
 	void *clock_arg;
+	/* The node join token (JWT), for the two-part membership change
+	 * through the node relay (docs/kms.md): when set, the default HTTP
+	 * transport adds `Conclave-Core: <it>`, `Conclave-Op:
+	 * add_member|remove_member` and `Conclave-Member: <member>` to the
+	 * POST of every add/remove request. NULL = none. Borrowed, copied. */
+	const char *core_token;
 };
 
 /*
@@ -100,6 +108,9 @@ struct cv_kms_room_key {
 	char uri[256];
 	struct cv_secret key;	     /* 16 or 32 octets */
 	struct cv_secret inner_salt; /* perc inner master salt, 12 octets */
+	/* The Key Distributor's DTLS certificate (SHA-256): the one perc
+	 * endpoints pin. len 0 when the KMS runs no Key Distributor. */
+	struct cv_dtls_fingerprint kd_fp;
 };
 
 /* Wipes the key and salt and clears the record. */
@@ -112,6 +123,20 @@ void cv_kms_room_key_wipe(struct cv_kms_room_key *k);
  */
 int cv_kms_client_get_room_key(struct cv_kms_client *c, const char *room,
 			       struct cv_kms_room_key *out);
+
+/*
+ * Tells the KMS which DTLS certificate this endpoint presents for the
+ * RFC 9185 association id `assoc` the node gave it in `joined` (one call
+ * per id). fp: the SHA-256 fingerprint of the endpoint's certificate
+ * (cv_dtls_cert_fingerprint() parsed), else -EINVAL. The caller must be a
+ * member of the room (-EACCES); an id another member or another room
+ * registered first is -EEXIST. Registering the same id again (same room)
+ * replaces the fingerprint. The KMS keeps a registration 10 minutes after
+ * its last use.
+ */
+int cv_kms_client_register_endpoint(struct cv_kms_client *c, const char *room,
+				    const struct cv_tunnel_assoc_id *assoc,
+				    const struct cv_dtls_fingerprint *fp);
 
 /* The perc endpoint's view of a room key (spi, key, inner salt); *out
  * overwritten. 0 or -EINVAL. */
@@ -131,5 +156,17 @@ const char *cv_kms_client_status(const struct cv_kms_client *c);
 int cv_kms_client_http(const char *host, uint16_t port, uint32_t timeout_ms,
 		       const uint8_t *req, size_t req_len, uint8_t *resp,
 		       size_t cap, size_t *resp_len);
+
+/*
+ * cv_kms_client_http() with extra request headers: `headers` (borrowed;
+ * NULL = none) is zero or more complete "Name: value\r\n" lines, at most
+ * 6 KiB, without a bare CR or LF elsewhere (-EINVAL). When status is not
+ * NULL it gets the answer's Conclave-Status value (NUL-terminated, cap
+ * status_cap; "" when absent).
+ */
+int cv_kms_client_http_ex(const char *host, uint16_t port, uint32_t timeout_ms,
+			  const char *headers, const uint8_t *req,
+			  size_t req_len, uint8_t *resp, size_t cap,
+			  size_t *resp_len, char *status, size_t status_cap);
 
 #endif

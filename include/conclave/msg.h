@@ -140,6 +140,19 @@ char *cv_msg_pong(int64_t id);
 char *cv_msg_joined(int64_t id, const char *participant, const char *room,
 		    const struct cv_msg_participant *parts, size_t n_parts,
 		    const struct cv_msg_track_info *tracks, size_t n_tracks);
+/*
+ * `joined` in a perc room: as cv_msg_joined plus
+ * "perc": {"publish_assoc": .., "subscribe_assoc": ..} (each the RFC 9185
+ * association id as 32 lowercase hex digits, borrowed).
+ */
+struct cv_msg_perc_assoc {
+	const char *publish_assoc;
+	const char *subscribe_assoc;
+};
+char *cv_msg_joined_perc(int64_t id, const char *participant, const char *room,
+			 const struct cv_msg_participant *parts, size_t n_parts,
+			 const struct cv_msg_track_info *tracks,
+			 size_t n_tracks, const struct cv_msg_perc_assoc *perc);
 char *cv_msg_publish_answer(int64_t id, const char *sdp);
 char *cv_msg_subscribe_offer(const char *sdp,
 			     const struct cv_msg_mid_track *map, size_t n);
@@ -149,5 +162,10 @@ char *cv_msg_track_added(const struct cv_msg_track_info *track);
 char *cv_msg_track_removed(const char *track);
 char *cv_msg_track_muted(const char *track, bool muted);
 char *cv_msg_draining(int64_t deadline_ms);
+/* Perc rooms: {"type":"removed"} (this participant was removed from the
+ * room; the node closes the socket, 4001) and {"type":"rekey"} (someone
+ * was removed: fetch the room key again). */
+char *cv_msg_removed(void);
+char *cv_msg_rekey(void);
 
 #endif

@@ -214,4 +214,32 @@ int cv_perc_hop_egress(struct cv_srtp *egress, const uint8_t *pkt,
 		       const struct cv_perc_hop_rewrite *rw, uint8_t *dst,
 		       size_t cap, size_t *out_len);
 
+/*
+ * Describes a packet kept in ingress form, i.e. the outer plaintext that
+ * cv_perc_hop_ingress() left followed directly by its EKTField, buf[0..len)
+ * (what the switch keeps for repair-mode resends): *rx as ingress would
+ * have written it, with ekt_off = plain_len. No key involved. Returns 0;
+ * CV_EPARSE, CV_EPROTO (as ingress); -EINVAL.
+ */
+int cv_perc_hop_parse_plain(const uint8_t *buf, size_t len,
+			    struct cv_perc_hop_rx *rx);
+
+#ifdef CV_PERC_FAULTY_NODE
+/*
+ * Faulty-node builds only (meson -Dperc_faulty_node=true; tests of the
+ * receivers): cv_perc_hop_egress() that calls tamper on the outer
+ * plaintext plain[0..*plain_len) (header of hdr_len octets; may grow by
+ * up to ekt_len + 3 octets) and the EKTField ekt[0..*ekt_len) (may only
+ * shrink) just before the outer layer is applied.
+ */
+typedef void cv_perc_hop_tamper_fn(void *arg, uint8_t *plain, size_t *plain_len,
+				   size_t hdr_len, uint8_t *ekt,
+				   size_t *ekt_len);
+int cv_perc_hop_egress_tampered(struct cv_srtp *egress, const uint8_t *pkt,
+				const struct cv_perc_hop_rx *rx,
+				const struct cv_perc_hop_rewrite *rw,
+				uint8_t *dst, size_t cap, size_t *out_len,
+				cv_perc_hop_tamper_fn *tamper, void *arg);
+#endif
+
 #endif

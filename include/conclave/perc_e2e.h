@@ -66,6 +66,47 @@ int cv_perc_split_double_key(enum cv_perc_profile p,
 			     struct cv_secret *inner_out,
 			     struct cv_secret *outer_out);
 
+/* ---- Hop keys from the endpoint's DTLS (docs/perc.md, "Deviation: how
+ * the DOUBLE profile is agreed and keyed") ---- */
+
+/*
+ * D = HKDF-SHA256(salt none, IKM = material, info =
+ * "CONCLAVE-PERC-DOUBLE-SRTP" || uint16(double profile id), L = 2 * (2K +
+ * 24)) for the use_srtp profile agreed (CV_DTLS_SRTP_AEAD_AES_128_GCM ->
+ * 0x0009, _256_GCM -> 0x000A). material (borrowed): the RFC 5764 exporter
+ * output, 2 * (K + 12) octets. Writes D to out (the caller wipes it) and
+ * the double profile to *profile (may be NULL). Returns the length of D
+ * (112 or 176); -EINVAL, -ENOBUFS, CV_EUNSUPP (any other profile: no
+ * perc hop), CV_ECRYPTO. Thread: any.
+ */
+int cv_perc_double_material(uint16_t srtp_profile_id, const uint8_t *material,
+			    size_t len, enum cv_perc_profile *profile,
+			    uint8_t *out, size_t cap);
+
+/* The four halves of one endpoint's double keys, each key || salt (K +
+ * 12 octets): tx = what the endpoint sends with, rx = what it receives
+ * with. outer_* key the hop cv_srtp sessions; inner_* are the
+ * DTLS-derived inner halves (unused as media keys: each sender makes its
+ * own inner key and shares it by EKT). Wipe with cv_perc_hop_keys_wipe. */
+struct cv_perc_hop_keys {
+	struct cv_secret inner_tx, outer_tx;
+	struct cv_secret inner_rx, outer_rx;
+};
+
+/*
+ * cv_perc_double_material, then the RFC 5764 section 4.2 layout with
+ * double lengths (client key 2K | server key 2K | client salt 24 | server
+ * salt 24) split by cv_perc_split_double_key. is_client: our DTLS role
+ * (a perc endpoint is always the client). *out and *profile (may be NULL)
+ * written on success only. Returns 0 or the errors above. Thread: any.
+ */
+int cv_perc_hop_keys_from_dtls(uint16_t srtp_profile_id,
+			       const uint8_t *material, size_t len,
+			       bool is_client, enum cv_perc_profile *profile,
+			       struct cv_perc_hop_keys *out);
+
+void cv_perc_hop_keys_wipe(struct cv_perc_hop_keys *k);
+
 /* ---- EKT (RFC 8870) ---- */
 
 /* An EKT key as the KMS hands it out: SPI, the key and the conference's

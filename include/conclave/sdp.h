@@ -237,6 +237,17 @@ struct cv_sdp_local {
 	unsigned codecs;	  /* CV_SDP_CODEC_* allowed; 0 means all */
 	uint64_t session_id;	  /* o= sess-id; 0 picks 1 */
 	uint64_t session_version; /* o= sess-version; bump per new offer */
+	/*
+	 * A perc room (docs/protocol.md "Perc rooms"): the endpoint is always
+	 * the DTLS client, so the publish answer and the subscribe offer say
+	 * a=setup:passive (a publish offer with setup passive is CV_EUNSUPP;
+	 * setup must then be NONE or PASSIVE); rtx is neither taken nor
+	 * offered (rtx_pt / rtx_ssrc stay 0; a subscribe m-line with an
+	 * rtx_pt is -EINVAL); every m-line the node takes from a publish
+	 * offer must announce its SSRC with a=ssrc, else CV_EPROTO (the node
+	 * forwards only announced SSRCs).
+	 */
+	bool perc;
 };
 
 /* The node's decision for one m-line of a publish offer. */

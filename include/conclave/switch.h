@@ -18,6 +18,7 @@
 
 #include "conclave/dtls.h"
 #include "conclave/ice.h"
+#include "conclave/tunnel.h"
 
 struct cv_pkt;
 struct cv_switch;
@@ -45,7 +46,10 @@ struct cv_worker;
 	X(PUBLISHER_RTX, "publisher_rtx")                                      \
 	X(DUPLICATE, "duplicate")                                              \
 	X(EGRESS_NO_BUFFER, "egress_no_buffer")                                \
-	X(EGRESS_PROTECT, "egress_protect")
+	X(EGRESS_PROTECT, "egress_protect")                                    \
+	X(PERC_UNANNOUNCED, "perc_unannounced")                                \
+	X(PERC_MALFORMED, "perc_malformed")                                    \
+	X(PERC_EGRESS, "perc_egress")
 
 #define CV_DROP_ENUM_(id, name) CV_DROP_##id,
 enum cv_drop { CV_DROP_REASONS(CV_DROP_ENUM_) CV_DROP_COUNT };
@@ -64,6 +68,11 @@ struct cv_switch_stats {
 	uint64_t nack_sent, rtx_recovered; /* towards / from publishers */
 	uint64_t stun_answered;
 	uint64_t transports;
+	/* perc rooms: packets through the hop transform (in, out), repair
+	 * mode resends (also in rtx_sent), and packets a faulty-node build
+	 * tampered with (always 0 in other builds). */
+	uint64_t perc_in, perc_forwarded, perc_repairs;
+	uint64_t perc_faults_injected;
 };
 
 enum cv_transport_state {
@@ -97,6 +106,21 @@ struct cv_switch_config {
 	 * (benchmarks and tests of the packet path without sockets). */
 	cv_switch_egress_fn egress;
 	void *egress_arg;
+	/*
+	 * The Key Distributor (perc rooms): when non-NULL, the switch makes
+	 * its own cv_tunnel_link on the worker's loop at create (opts read
+	 * then, not kept) and destroys it at destroy. NULL: perc transports
+	 * fail at once.
+	 */
+	const struct cv_tunnel_link_opts *kd;
+	/*
+	 * Faulty-node builds only (meson -Dperc_faulty_node=true, tests):
+	 * "ssrc", "timestamp", "payload", "inner_tag", "ohb" or "ekt_move"
+	 * tampers every forwarded perc RTP packet that way; NULL: the
+	 * CONCLAVE_PERC_FAULT environment variable, else none. Any other
+	 * build refuses a non-empty value (CV_EUNSUPP).
+	 */
+	const char *perc_fault;
 };
 
 /*
@@ -119,6 +143,10 @@ void cv_switch_inject(struct cv_switch *sw, struct cv_pkt *pkt);
 void cv_switch_get_stats(const struct cv_switch *sw,
 			 struct cv_switch_stats *out);
 
+/* True while the switch's tunnel link to the Key Distributor is up (perc
+ * joins can work). False without one. Thread: any (atomic). */
+bool cv_switch_kd_up(const struct cv_switch *sw);
+
 /* ---- Commands: any thread; copied; run later on the worker ---- */
 
 struct cv_transport_spec {
@@ -126,6 +154,15 @@ struct cv_transport_spec {
 	struct cv_ice_credentials local, remote; /* secrets: wiped after use */
 	enum cv_dtls_role dtls_role;
 	struct cv_dtls_fingerprint remote_fp;
+	/*
+	 * perc rooms: the DTLS is tunnelled to the Key Distributor
+	 * (cv_dtls_tunnel_create on the switch's link, role server; dtls_role
+	 * and remote_fp are ignored) under the RFC 9185 association id assoc,
+	 * and media goes through the hop transform (include/conclave/perc.h):
+	 * only announced SSRCs, SSRC and timestamp kept, no RTX.
+	 */
+	bool perc;
+	struct cv_tunnel_assoc_id assoc;
 };
 
 struct cv_track_spec {
@@ -143,10 +180,13 @@ struct cv_track_spec {
 struct cv_sub_spec {
 	uint64_t track_id;
 	uint64_t transport_id; /* the subscriber's subscribe transport */
-	uint32_t ssrc;	       /* what the subscriber sees */
-	uint8_t pt;	       /* payload type in the subscriber's SDP */
+	/* What the subscriber sees; perc: ignored, the publisher's SSRC is
+	 * kept (announce that one to the subscriber). */
+	uint32_t ssrc;
+	uint8_t pt; /* payload type in the subscriber's SDP */
 	/* RFC 4588 retransmissions, when the subscriber accepted them:
-	 * NACKed packets go out on rtx_ssrc with rtx_pt; 0: resent as is. */
+	 * NACKed packets go out on rtx_ssrc with rtx_pt; 0: resent as is.
+	 * perc: ignored (repair mode: resent exactly as first sent). */
 	uint32_t rtx_ssrc;
 	uint8_t rtx_pt;
 };
@@ -164,5 +204,13 @@ int cv_switch_cmd_subscribe(struct cv_worker *w,
 			    const struct cv_sub_spec *spec);
 int cv_switch_cmd_unsubscribe(struct cv_worker *w, uint64_t track_id,
 			      uint64_t transport_id);
+/*
+ * Stops (paused) or resumes forwarding track_id to the subscription on
+ * transport_id (mute; a paused m-line). On resume the subscriber's SEQ
+ * continues from the last one it was sent, so it sees no gap; in perc
+ * rooms the original SEQ is recorded in the OHB.
+ */
+int cv_switch_cmd_pause(struct cv_worker *w, uint64_t track_id,
+			uint64_t transport_id, bool paused);
 
 #endif

@@ -22,6 +22,15 @@ enum cv_right {
 	CV_RIGHT_SUBSCRIBE = 1u << 1,
 };
 
+/*
+ * The room mode a token admits to (claim "mode", docs/protocol.md "Perc
+ * rooms"): "forward" (or absent) or "perc". Any other value is refused.
+ */
+enum cv_token_mode {
+	CV_TOKEN_MODE_FORWARD = 0,
+	CV_TOKEN_MODE_PERC,
+};
+
 /* Verified claims. Strings are NUL-terminated copies. */
 struct cv_token_claims {
 	char sub[CV_TOKEN_SUB_MAX + 1];
@@ -30,6 +39,7 @@ struct cv_token_claims {
 	int64_t nbf_s;	 /* 0 when absent */
 	int64_t iat_s;	 /* 0 when absent */
 	unsigned rights; /* CV_RIGHT_* bits; both when the claim is absent */
+	enum cv_token_mode mode; /* FORWARD when the claim is absent */
 };
 
 /*
@@ -43,10 +53,11 @@ struct cv_token_claims {
  * any "crit" are refused), a bad signature (compared in constant time), a
  * payload that is not a JSON object, sub missing/empty/too long, room
  * missing or not 1-64 of [A-Za-z0-9_.-], exp missing, rights not an array
- * of known strings, nbf or iat more than CV_TOKEN_LEEWAY_S in the future.
- * CV_EEXPIRED (token_expired): now_s >= exp. -EINVAL: key_len == 0.
- * On error *out is left in an unspecified state. The room is NOT compared
- * with the room the client asks for: the caller does (token_wrong_room).
+ * of known strings, mode present but not "forward" or "perc", nbf or iat more
+ * than CV_TOKEN_LEEWAY_S in the future. CV_EEXPIRED (token_expired): now_s >=
+ * exp. -EINVAL: key_len == 0. On error *out is left in an unspecified state.
+ * The room is NOT compared with the room the client asks for: the caller does
+ * (token_wrong_room).
  */
 int cv_token_verify(const uint8_t *key, size_t key_len, const char *jwt,
 		    size_t len, int64_t now_s, struct cv_token_claims *out);
@@ -61,6 +72,19 @@ int cv_token_verify(const uint8_t *key, size_t key_len, const char *jwt,
 int cv_token_issue(const uint8_t *key, size_t key_len, const char *sub,
 		   const char *room, unsigned rights, int64_t exp_s, char *buf,
 		   size_t cap);
+
+/*
+ * cv_token_issue with every claim it can write taken from c (borrowed):
+ * sub, room, rights, exp_s and mode ("mode" is written only for
+ * CV_TOKEN_MODE_PERC, so a forward token is byte-identical to
+ * cv_token_issue's). nbf_s and iat_s are ignored. Errors as cv_token_issue.
+ */
+int cv_token_issue_claims(const uint8_t *key, size_t key_len,
+			  const struct cv_token_claims *c, char *buf,
+			  size_t cap);
+
+/* "forward" or "perc" (static); NULL for another value. */
+const char *cv_token_mode_name(enum cv_token_mode mode);
 
 /*
  * Protocol error code for a cv_token_verify result: "token_expired" for

@@ -11,6 +11,9 @@
  *                  server closes the socket (1000).
  *   GET <route>    cfg.http, when set, is asked first for every other GET;
  *                  it may decline (return 0 with *status 0).
+ *   POST <path>    cfg.post_path, when set: the body and chosen headers go
+ *                  to cfg.on_post, which answers later from any thread
+ *                  (cv_ws_post_reply); see struct cv_ws_post.
  *   GET /, /x.js   static files below cfg.web_root (index.html for a path
  *                  ending in '/'); only known extensions are served, never
  *                  outside the root (.. segments and escaping symlinks are
@@ -70,6 +73,40 @@ typedef int (*cv_ws_http_fn)(void *arg, const char *path, const char *query,
 			     int *status, const char **ctype, char **body,
 			     size_t *body_len);
 
+/*
+ * POST routes (client vhost): a POST to cfg.post_path whose body has a
+ * Content-Length of at most cfg.post_max_bytes (else 411 / 413, never
+ * delivered). The values of the request headers named in
+ * cfg.post_headers (lower case, no colon; at most CV_WS_POST_MAX_HEADERS,
+ * each value at most CV_WS_POST_HEADER_MAX bytes, longer ones count as
+ * absent) come with it. Any other POST is 405.
+ */
+#define CV_WS_POST_MAX_HEADERS 4
+#define CV_WS_POST_HEADER_MAX  4608
+
+struct cv_ws_post {
+	uint64_t id;	     /* names the request in cv_ws_post_reply */
+	const uint8_t *body; /* borrowed for the call */
+	size_t len;
+	/* Value of cfg.post_headers[i] (borrowed for the call); NULL when
+	 * the request did not carry it. */
+	const char *headers[CV_WS_POST_MAX_HEADERS];
+};
+
+/*
+ * A POST arrived whole. Return 0 when the answer will be given later with
+ * cv_ws_post_reply(req->id, ...) (from any thread, exactly once), or an
+ * HTTP status (400..599) to answer now with an empty body. Server thread;
+ * must not block.
+ */
+typedef int (*cv_ws_post_fn)(void *arg, const struct cv_ws_post *req);
+
+/* One extra response header: name without colon ("Conclave-Status"). */
+struct cv_ws_header {
+	const char *name;
+	const char *value;
+};
+
 struct cv_ws_config {
 	const char *address;  /* NULL: all interfaces */
 	uint16_t port;	      /* 0: ephemeral, see cv_ws_server_port */
@@ -84,6 +121,11 @@ struct cv_ws_config {
 	cv_ws_close_fn on_close;
 	cv_ws_http_fn http;	  /* client vhost extra routes */
 	cv_ws_http_fn admin_http; /* admin vhost routes */
+	/* POST route: NULL path or on_post = none (every POST is 405). */
+	const char *post_path;
+	size_t post_max_bytes;				  /* 0: 8 KiB */
+	const char *post_headers[CV_WS_POST_MAX_HEADERS]; /* NULL-padded */
+	cv_ws_post_fn on_post;
 	void *arg;
 };
 
@@ -141,6 +183,17 @@ int cv_ws_close(struct cv_ws_server *srv, uint64_t conn_id, int code);
  * Returns how many connections it was queued to, or -ENOMEM. Thread: any.
  */
 int cv_ws_broadcast_all(struct cv_ws_server *srv, const char *json);
+
+/*
+ * Answers the POST `id` (see cv_ws_post_fn) with status, the extra
+ * headers hdrs[0..n_hdrs) and body[0..len) (all borrowed, copied;
+ * Content-Type application/octet-stream). Thread: any. Errors: -ENOENT
+ * (no such request: the client went away, or it was answered already),
+ * -EINVAL (a header name or value with CR/LF), -ENOMEM.
+ */
+int cv_ws_post_reply(struct cv_ws_server *srv, uint64_t id, int status,
+		     const struct cv_ws_header *hdrs, size_t n_hdrs,
+		     const uint8_t *body, size_t len);
 
 /* Fills *out with the counters. Thread: any. */
 void cv_ws_server_stats(const struct cv_ws_server *srv,

@@ -268,7 +268,7 @@ int cv_kms_hello_body_write(uint8_t *out, size_t cap,
 
 static bool op_valid(uint64_t op)
 {
-	return op >= CV_KMS_OP_CREATE_ROOM && op <= CV_KMS_OP_GET_KEY;
+	return op >= CV_KMS_OP_CREATE_ROOM && op <= CV_KMS_OP_REGISTER_ENDPOINT;
 }
 
 static bool op_has_member(enum cv_kms_op op)
@@ -289,6 +289,11 @@ static bool req_valid(const struct cv_kms_req *q)
 	return q->member_len == 0;
 }
 
+static bool op_has_endpoint(enum cv_kms_op op)
+{
+	return op == CV_KMS_OP_REGISTER_ENDPOINT;
+}
+
 int cv_kms_req_parse(const uint8_t *p, size_t len, struct cv_kms_req *q)
 {
 	if (!p || !q)
@@ -300,6 +305,11 @@ int cv_kms_req_parse(const uint8_t *p, size_t len, struct cv_kms_req *q)
 	q->room = (const char *)rd_take(&r, q->room_len);
 	q->member_len = (size_t)rd_be(&r, 1);
 	q->member = (const char *)rd_take(&r, q->member_len);
+	q->assoc = q->fp = NULL;
+	if (op_has_endpoint(q->op)) {
+		q->assoc = rd_take(&r, CV_KMS_ASSOC_BYTES);
+		q->fp = rd_take(&r, CV_KMS_FP_BYTES);
+	}
 	if (r.bad || r.left || !req_valid(q))
 		return CV_EPARSE;
 	return 0;
@@ -307,7 +317,8 @@ int cv_kms_req_parse(const uint8_t *p, size_t len, struct cv_kms_req *q)
 
 int cv_kms_req_write(uint8_t *out, size_t cap, const struct cv_kms_req *q)
 {
-	if (!out || !q || !req_valid(q))
+	if (!out || !q || !req_valid(q) ||
+	    (op_has_endpoint(q->op) && (!q->assoc || !q->fp)))
 		return -EINVAL;
 	struct wr w = {.p = out, .cap = cap};
 	wr_be(&w, q->op, 1);
@@ -316,6 +327,10 @@ int cv_kms_req_write(uint8_t *out, size_t cap, const struct cv_kms_req *q)
 	wr_put(&w, q->room, q->room_len);
 	wr_be(&w, q->member_len, 1);
 	wr_put(&w, q->member, q->member_len);
+	if (op_has_endpoint(q->op)) {
+		wr_put(&w, q->assoc, CV_KMS_ASSOC_BYTES);
+		wr_put(&w, q->fp, CV_KMS_FP_BYTES);
+	}
 	return wr_done(&w);
 }
 
@@ -325,7 +340,8 @@ static bool key_body_valid(const struct cv_kms_resp *s)
 {
 	return (s->key_len == 16 || s->key_len == 32) &&
 	       s->salt_len == CV_KMS_WIRE_SALT_MAX && s->spi <= 0x7fff &&
-	       cv_kms_wire_str_valid(s->uri, s->uri_len, CV_KMS_WIRE_URI_MAX);
+	       cv_kms_wire_str_valid(s->uri, s->uri_len, CV_KMS_WIRE_URI_MAX) &&
+	       (s->kd_fp_len == 0 || s->kd_fp_len == CV_KMS_FP_BYTES);
 }
 
 int cv_kms_resp_parse(const uint8_t *p, size_t len, struct cv_kms_resp *s)
@@ -341,7 +357,7 @@ int cv_kms_resp_parse(const uint8_t *p, size_t len, struct cv_kms_resp *s)
 		return CV_EPARSE;
 	s->status = (enum cv_kms_status)st;
 	s->op = (enum cv_kms_op)op;
-	if (s->status != CV_KMS_OK)
+	if (s->status != CV_KMS_OK || s->op == CV_KMS_OP_REGISTER_ENDPOINT)
 		return r.left ? CV_EPARSE : 0;
 	s->epoch = (uint32_t)rd_be(&r, 4);
 	if (s->op == CV_KMS_OP_GET_KEY) {
@@ -352,6 +368,8 @@ int cv_kms_resp_parse(const uint8_t *p, size_t len, struct cv_kms_resp *s)
 		s->salt = rd_take(&r, s->salt_len);
 		s->uri_len = (size_t)rd_be(&r, 1);
 		s->uri = (const char *)rd_take(&r, s->uri_len);
+		s->kd_fp_len = (size_t)rd_be(&r, 1);
+		s->kd_fp = s->kd_fp_len ? rd_take(&r, s->kd_fp_len) : NULL;
 		if (!r.bad && !key_body_valid(s))
 			return CV_EPARSE;
 	}
@@ -368,11 +386,12 @@ int cv_kms_resp_write(uint8_t *out, size_t cap, const struct cv_kms_resp *s)
 	wr_be(&w, s->req_seq, 8);
 	wr_be(&w, s->status, 1);
 	wr_be(&w, s->op, 1);
-	if (s->status != CV_KMS_OK)
+	if (s->status != CV_KMS_OK || s->op == CV_KMS_OP_REGISTER_ENDPOINT)
 		return wr_done(&w);
 	wr_be(&w, s->epoch, 4);
 	if (s->op == CV_KMS_OP_GET_KEY) {
-		if (!key_body_valid(s) || !s->key || !s->salt)
+		if (!key_body_valid(s) || !s->key || !s->salt ||
+		    (s->kd_fp_len && !s->kd_fp))
 			return -EINVAL;
 		wr_be(&w, s->spi, 2);
 		wr_be(&w, s->key_len, 1);
@@ -381,6 +400,8 @@ int cv_kms_resp_write(uint8_t *out, size_t cap, const struct cv_kms_resp *s)
 		wr_put(&w, s->salt, s->salt_len);
 		wr_be(&w, s->uri_len, 1);
 		wr_put(&w, s->uri, s->uri_len);
+		wr_be(&w, s->kd_fp_len, 1);
+		wr_put(&w, s->kd_fp, s->kd_fp_len);
 	}
 	return wr_done(&w);
 }

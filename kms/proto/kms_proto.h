@@ -12,9 +12,9 @@
  *   RESPONSE     KMS -> client   1 4 sid(16) seq(8) AES-GCM(K_s2c, response)
  *   ERROR        KMS -> client   1 5 status(1)             (unauthenticated)
  *
- * Messages are opaque byte strings to any relay (the media node relays
- * them later, base64 in its JSON): nothing in them names a room, a member
- * or a key in clear.
+ * Messages are opaque byte strings to any relay (the media node's
+ * `POST /v1/channel` forwards them byte for byte): nothing in them names
+ * a room, a member or a key in clear.
  *
  * Parsers: bounds-checked, no allocation; the views point into the
  * caller's buffer (borrowed; valid while it is). Bad input returns
@@ -50,6 +50,11 @@
 /* Longest key and salt a RESPONSE carries. */
 #define CV_KMS_WIRE_KEY_MAX  32
 #define CV_KMS_WIRE_SALT_MAX 12
+/* REGISTER_ENDPOINT: an RFC 9185 association id and the SHA-256
+ * fingerprint of a DTLS certificate (the endpoint's; in a GET_KEY answer,
+ * the Key Distributor's). */
+#define CV_KMS_ASSOC_BYTES 16
+#define CV_KMS_FP_BYTES	   32
 
 /* Fixed sizes of the heads (the AAD of the sealed part). */
 #define CV_KMS_HELLO_HEAD_BYTES (2 + CV_KMS_EC_PUB_BYTES + 2)
@@ -89,6 +94,9 @@ enum cv_kms_op {
 	CV_KMS_OP_ADD_MEMBER = 2,    /* room, member; actor must be a member */
 	CV_KMS_OP_REMOVE_MEMBER = 3, /* room, member; rotates the key */
 	CV_KMS_OP_GET_KEY = 4,	     /* room: the current EKT key */
+	/* room, association id, endpoint certificate fingerprint; the
+	 * actor must be a member */
+	CV_KMS_OP_REGISTER_ENDPOINT = 5,
 };
 
 /* A parsed outer message; which fields are set depends on type. */
@@ -151,9 +159,12 @@ int cv_kms_hello_body_write(uint8_t *out, size_t cap,
 			    const struct cv_kms_hello_body *b);
 
 /*
- * REQUEST body: op(1) expires_ms(8) room_len(1) room member_len(1) member.
+ * REQUEST body: op(1) expires_ms(8) room_len(1) room member_len(1) member,
+ * then for REGISTER_ENDPOINT only: assoc(16) fp(32).
  * room: 1..CV_KMS_WIRE_URI_MAX printable ASCII without blanks; member:
  * 1..CV_KMS_WIRE_ID_MAX of the same for ADD/REMOVE, empty otherwise.
+ * assoc: the RFC 9185 association id the node gave the endpoint; fp: the
+ * SHA-256 digest of the endpoint's DTLS certificate (RFC 8122).
  */
 struct cv_kms_req {
 	enum cv_kms_op op;
@@ -162,6 +173,8 @@ struct cv_kms_req {
 	size_t room_len;
 	const char *member; /* not NUL-terminated */
 	size_t member_len;
+	const uint8_t *assoc; /* REGISTER_ENDPOINT: CV_KMS_ASSOC_BYTES */
+	const uint8_t *fp;    /* REGISTER_ENDPOINT: CV_KMS_FP_BYTES */
 };
 int cv_kms_req_parse(const uint8_t *p, size_t len, struct cv_kms_req *out);
 int cv_kms_req_write(uint8_t *out, size_t cap, const struct cv_kms_req *r);
@@ -169,8 +182,13 @@ int cv_kms_req_write(uint8_t *out, size_t cap, const struct cv_kms_req *r);
 /*
  * RESPONSE body: req_seq(8) status(1) op(1), then on success:
  *   GET_KEY: epoch(4) spi(2) key_len(1) key salt_len(1) salt uri_len(1) uri
+ *            kd_fp_len(1) kd_fp
+ *   REGISTER_ENDPOINT: nothing
  *   others:  epoch(4)
- * A refusal ends after op. key 16 or 32 octets, salt 12, spi 15 bits.
+ * A refusal ends after op. key 16 or 32 octets, salt 12, spi 15 bits;
+ * kd_fp: the SHA-256 fingerprint of the Key Distributor's DTLS
+ * certificate, CV_KMS_FP_BYTES octets, or none (length 0) when the KMS
+ * runs no Key Distributor.
  */
 struct cv_kms_resp {
 	uint64_t req_seq; /* the REQUEST's seq this answers */
@@ -184,6 +202,8 @@ struct cv_kms_resp {
 	size_t salt_len;
 	const char *uri; /* key URI, not NUL-terminated */
 	size_t uri_len;
+	const uint8_t *kd_fp; /* GET_KEY: NULL when kd_fp_len is 0 */
+	size_t kd_fp_len;     /* 0 or CV_KMS_FP_BYTES */
 };
 int cv_kms_resp_parse(const uint8_t *p, size_t len, struct cv_kms_resp *out);
 int cv_kms_resp_write(uint8_t *out, size_t cap, const struct cv_kms_resp *r);

@@ -30,12 +30,35 @@ static size_t header_len(const uint8_t *buf, size_t len)
 	return hdr <= len ? hdr : 0;
 }
 
+/* The outer plaintext buf[0..n): header, OHB, inner part at least a tag. */
+static int read_plain(const uint8_t *buf, size_t n, struct cv_perc_hop_rx *rx)
+{
+	size_t hdr = header_len(buf, n);
+	int err;
+
+	if (!hdr)
+		return CV_EPARSE;
+	err = cv_perc_ohb_parse(buf + hdr, n - hdr, &rx->ohb, &rx->ohb_len);
+	if (err)
+		return err;
+	/* The inner part (ciphertext || inner tag) holds at least the tag. */
+	if (n - hdr - rx->ohb_len < CV_PERC_INNER_TAG_BYTES)
+		return CV_EPARSE;
+	rx->plain_len = n;
+	rx->hdr_len = hdr;
+	rx->marker = (buf[1] & 0x80) != 0;
+	rx->pt = buf[1] & 0x7f;
+	rx->seq = (uint16_t)((uint16_t)buf[2] << 8 | buf[3]);
+	rx->ssrc = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 |
+		   (uint32_t)buf[10] << 8 | buf[11];
+	return 0;
+}
+
 int cv_perc_hop_ingress(struct cv_srtp *ingress, uint8_t *buf, size_t len,
 			struct cv_perc_hop_rx *rx)
 {
 	struct cv_perc_ekt_field f;
 	size_t n;
-	size_t hdr;
 	int err;
 
 	if (!ingress || !buf || !rx)
@@ -52,22 +75,9 @@ int cv_perc_hop_ingress(struct cv_srtp *ingress, uint8_t *buf, size_t len,
 	err = cv_srtp_unprotect(ingress, buf, &n);
 	if (err)
 		return err;
-	hdr = header_len(buf, n);
-	if (!hdr)
-		return CV_EPARSE;
-	err = cv_perc_ohb_parse(buf + hdr, n - hdr, &rx->ohb, &rx->ohb_len);
+	err = read_plain(buf, n, rx);
 	if (err)
 		return err;
-	/* The inner part (ciphertext || inner tag) holds at least the tag. */
-	if (n - hdr - rx->ohb_len < CV_PERC_INNER_TAG_BYTES)
-		return CV_EPARSE;
-	rx->plain_len = n;
-	rx->hdr_len = hdr;
-	rx->marker = (buf[1] & 0x80) != 0;
-	rx->pt = buf[1] & 0x7f;
-	rx->seq = (uint16_t)((uint16_t)buf[2] << 8 | buf[3]);
-	rx->ssrc = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 |
-		   (uint32_t)buf[10] << 8 | buf[11];
 	/* The EKTField stays where it was: after the removed outer tag. */
 	rx->ekt_off = len - f.len;
 	rx->ekt_len = f.len;
@@ -75,13 +85,43 @@ int cv_perc_hop_ingress(struct cv_srtp *ingress, uint8_t *buf, size_t len,
 	return 0;
 }
 
-int cv_perc_hop_egress(struct cv_srtp *egress, const uint8_t *pkt,
-		       const struct cv_perc_hop_rx *rx,
-		       const struct cv_perc_hop_rewrite *rw, uint8_t *dst,
-		       size_t cap, size_t *out_len)
+int cv_perc_hop_parse_plain(const uint8_t *buf, size_t len,
+			    struct cv_perc_hop_rx *rx)
+{
+	struct cv_perc_ekt_field f;
+	int err;
+
+	if (!buf || !rx)
+		return -EINVAL;
+	err = cv_perc_ekt_field_parse(buf, len, &f);
+	if (err)
+		return err;
+	err = read_plain(buf, len - f.len, rx);
+	if (err)
+		return err;
+	rx->ekt_off = len - f.len;
+	rx->ekt_len = f.len;
+	rx->ekt_type = f.type;
+	return 0;
+}
+
+#ifdef CV_PERC_FAULTY_NODE
+typedef cv_perc_hop_tamper_fn tamper_fn;
+#else
+typedef void tamper_fn;
+#endif
+
+/* tamper: always NULL except in faulty-node builds (tests only). */
+static inline int hop_egress(struct cv_srtp *egress, const uint8_t *pkt,
+			     const struct cv_perc_hop_rx *rx,
+			     const struct cv_perc_hop_rewrite *rw, uint8_t *dst,
+			     size_t cap, size_t *out_len, tamper_fn *tamper,
+			     void *tamper_arg)
 {
 	struct cv_perc_ohb ohb;
 	size_t body, plain, trailer, n;
+	size_t ekt_len = rx ? rx->ekt_len : 0;
+	uint8_t *ekt_dst;
 	int w, err;
 
 	if (!egress || !pkt || !rx || !dst || !out_len)
@@ -111,6 +151,7 @@ int cv_perc_hop_egress(struct cv_srtp *egress, const uint8_t *pkt,
 		return CV_ETOOBIG;
 
 	memcpy(dst, pkt, body);
+	(void)tamper_arg;
 	if (rw && rw->set_pt)
 		cv_rtp_set_pt(dst, rw->pt);
 	if (rw && rw->set_seq)
@@ -122,12 +163,51 @@ int cv_perc_hop_egress(struct cv_srtp *egress, const uint8_t *pkt,
 		return w;
 
 	n = plain;
-	err = cv_srtp_protect(egress, dst, &n, plain + trailer);
+	ekt_dst = NULL;
+#ifdef CV_PERC_FAULTY_NODE
+	if (tamper) {
+		/* Room for what a tamper may add: the EKTField and 3 OHB
+		 * octets inside the plaintext. */
+		if (cap - plain - trailer < 2 * rx->ekt_len + 3)
+			return CV_ETOOBIG;
+		ekt_dst = dst + cap - rx->ekt_len;
+		memcpy(ekt_dst, pkt + rx->ekt_off, rx->ekt_len);
+		tamper(tamper_arg, dst, &n, rx->hdr_len, ekt_dst, &ekt_len);
+	}
+#else
+	(void)tamper;
+#endif
+	err = cv_srtp_protect(egress, dst, &n, n + trailer);
 	if (err)
 		return err;
 	/* RFC 8870: the EKTField is appended after the SRTP packet and is
 	 * neither encrypted nor authenticated by SRTP; pass it on as is. */
-	memcpy(dst + n, pkt + rx->ekt_off, rx->ekt_len);
-	*out_len = n + rx->ekt_len;
+	if (ekt_dst)
+		memmove(dst + n, ekt_dst, ekt_len);
+	else
+		memcpy(dst + n, pkt + rx->ekt_off, ekt_len);
+	*out_len = n + ekt_len;
 	return 0;
 }
+
+int cv_perc_hop_egress(struct cv_srtp *egress_session, const uint8_t *pkt,
+		       const struct cv_perc_hop_rx *rx,
+		       const struct cv_perc_hop_rewrite *rw, uint8_t *dst,
+		       size_t cap, size_t *out_len)
+{
+	return hop_egress(egress_session, pkt, rx, rw, dst, cap, out_len, NULL,
+			  NULL);
+}
+
+#ifdef CV_PERC_FAULTY_NODE
+int cv_perc_hop_egress_tampered(struct cv_srtp *egress_session,
+				const uint8_t *pkt,
+				const struct cv_perc_hop_rx *rx,
+				const struct cv_perc_hop_rewrite *rw,
+				uint8_t *dst, size_t cap, size_t *out_len,
+				cv_perc_hop_tamper_fn *tamper, void *arg)
+{
+	return hop_egress(egress_session, pkt, rx, rw, dst, cap, out_len,
+			  tamper, arg);
+}
+#endif

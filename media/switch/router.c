@@ -10,6 +10,17 @@
  *     -> forward_one: one egress copy per subscriber, rewrite SSRC, seq,
  *        timestamp and PT, SRTP protect in place, queue for sendmmsg
  *   -> cv_udp_flush at the end of the batch.
+ *
+ * Perc rooms (transports made with spec.perc): RTP takes on_perc_rtp
+ * instead: only announced SSRCs, cv_perc_hop_ingress once (the outer
+ * layer off, the inner layer and the EKTField opaque), then
+ * forward_perc_one per subscriber: cv_perc_hop_egress with that
+ * subscriber's own hop session, SSRC and timestamp kept, SEQ rewritten
+ * only to close a gap the node made (pause), PT only if the subscriber
+ * maps it elsewhere. A NACK is answered in repair mode: the cached
+ * ingress form goes through egress again with the same hop SEQ, so the
+ * subscriber gets the same bytes again; never RTX. RTCP is hop-by-hop
+ * SRTCP as in forward rooms.
  * No allocation but pool packets, no lock, no log above debug.
  */
 #include <errno.h>
@@ -22,18 +33,24 @@
 #include <openssl/rand.h>
 
 #include "conclave/clock.h"
+#include "conclave/err.h"
 #include "conclave/loop.h"
+#include "conclave/perc.h"
 #include "conclave/pool.h"
 #include "conclave/rtcp.h"
 #include "conclave/rtp.h"
 #include "conclave/stun.h"
 #include "conclave/switch.h"
+#include "conclave/tunnel.h"
 #include "conclave/udp.h"
 #include "conclave/worker.h"
 #include "media/switch/addr_map.h"
 #include "media/switch/loss.h"
 #include "media/switch/nack_cache.h"
 #include "media/switch/transport.h"
+#ifdef CV_PERC_FAULTY_NODE
+#include "media/switch/perc_fault.h"
+#endif
 
 /* Retransmissions older than this are useless to a real-time receiver. */
 #define NACK_MAX_AGE_MS 1000
@@ -73,8 +90,15 @@ struct out {
 	struct port *sub;
 	struct cv_sub_spec spec;
 	bool started;
+	bool paused; /* not forwarded (cv_switch_cmd_pause) */
+	bool resync; /* resumed: close the gap at the next packet */
 	uint16_t seq_delta;
 	uint32_t ts_delta;
+	uint16_t last_seq; /* the last SEQ sent (not resends) */
+	/* The delta before the last resync, for NACKs of older packets:
+	 * hop SEQs before delta_start were sent with prev_delta. */
+	bool has_prev;
+	uint16_t prev_delta, delta_start;
 	uint16_t rtx_seq; /* the RTX stream's own sequence (RFC 4588 4) */
 	uint64_t packets, octets;
 	uint32_t last_ts;
@@ -91,6 +115,7 @@ struct out {
 struct port {
 	struct cv_transport *t;
 	uint64_t id;
+	bool perc; /* hop transform, no RTX, announced SSRCs only */
 	struct in_track **tracks; /* published on this transport */
 	size_t n_tracks, cap_tracks;
 	struct out **outs; /* subscribed through this transport */
@@ -108,6 +133,11 @@ struct cv_switch {
 	size_t n_ports, cap_ports;
 	struct cv_addr_map addrs; /* selected peer address -> port */
 	struct cv_timer report_timer;
+	struct cv_tunnel_link *kd; /* perc: the link to the Key Distributor */
+	bool kd_up;		   /* atomic: read by any thread */
+#ifdef CV_PERC_FAULTY_NODE
+	struct cv_perc_fault fault;
+#endif
 	/* single writer (the worker), relaxed readers (metrics) */
 	struct cv_switch_stats stats;
 };
@@ -141,6 +171,11 @@ void cv_switch_get_stats(const struct cv_switch *sw,
 	uint64_t *dst = (uint64_t *)out;
 	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+bool cv_switch_kd_up(const struct cv_switch *sw)
+{
+	return sw && __atomic_load_n(&sw->kd_up, __ATOMIC_ACQUIRE);
 }
 
 /* ---- small dynamic arrays (control plane only) ---- */
@@ -285,23 +320,51 @@ static void request_keyframe(struct cv_switch *sw, struct in_track *track)
 }
 
 /*
+ * The subscriber's SEQ for the publisher's seq, for a new (not resent)
+ * packet. After a pause the delta moves so that the subscriber's SEQ
+ * continues from the last one sent: no gap it would NACK or count lost.
+ */
+static uint16_t out_seq(struct out *o, uint16_t seq)
+{
+	if (o->resync) {
+		o->resync = false;
+		if (o->started) {
+			uint16_t nd = (uint16_t)(o->last_seq + 1 - seq);
+			if (nd != o->seq_delta) {
+				o->prev_delta = o->seq_delta;
+				o->has_prev = true;
+				o->delta_start = (uint16_t)(o->last_seq + 1);
+				o->seq_delta = nd;
+			}
+		}
+	}
+	o->last_seq = (uint16_t)(seq + o->seq_delta);
+	return o->last_seq;
+}
+
+/* The publisher's seq of what the subscriber knows as SEQ sub_seq. */
+static uint16_t in_seq_of(const struct out *o, uint16_t sub_seq)
+{
+	if (o->has_prev && (int16_t)(sub_seq - o->delta_start) < 0)
+		return (uint16_t)(sub_seq - o->prev_delta);
+	return (uint16_t)(sub_seq - o->seq_delta);
+}
+
+/*
  * One egress copy for one subscriber: a fresh fixed header (the
  * publisher's header extensions are hop-by-hop and dropped), then the
  * payload and padding; SSRC, sequence number, timestamp and payload type
  * are the subscriber's (continuous from its first packet on).
  */
-static void forward_one(struct cv_switch *sw, struct out *o,
-			const struct cv_rtp_hdr *h, const uint8_t *pkt,
-			size_t len)
+static void emit_one(struct cv_switch *sw, struct out *o,
+		     const struct cv_rtp_hdr *h, const uint8_t *pkt, size_t len,
+		     uint16_t seq)
 {
-	if (!cv_transport_connected(o->sub->t))
-		return;
 	struct cv_pkt *e = cv_pkt_alloc(sw->pool);
 	if (!e) {
 		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
 		return;
 	}
-	o->started = true;
 	size_t body = len - h->hdr_len;
 	if (CV_RTP_HDR_MIN + body > cv_pkt_tailroom(e)) {
 		cv_pkt_free(e);
@@ -311,19 +374,141 @@ static void forward_one(struct cv_switch *sw, struct out *o,
 	uint8_t *d = e->data;
 	d[0] = (uint8_t)(0x80 | (h->padding ? 0x20 : 0));
 	d[1] = (uint8_t)((h->marker ? 0x80 : 0) | (o->spec.pt & 0x7f));
-	uint16_t seq = (uint16_t)(h->seq + o->seq_delta);
 	uint32_t ts = h->ts + o->ts_delta;
 	cv_rtp_set_seq(d, seq);
 	cv_rtp_set_ts(d, ts);
 	cv_rtp_set_ssrc(d, o->spec.ssrc);
 	memcpy(d + CV_RTP_HDR_MIN, pkt + h->hdr_len, body);
 	e->len = CV_RTP_HDR_MIN + body;
+	o->started = true;
 	o->packets++;
 	o->octets += h->payload_len;
 	o->last_ts = ts;
 	o->last_arrival_us = cv_loop_now_us(sw->loop);
 	count(&sw->stats.rtp_forwarded, 1);
 	send_protected(sw, o->sub, e, false);
+}
+
+static void forward_one(struct cv_switch *sw, struct out *o,
+			const struct cv_rtp_hdr *h, const uint8_t *pkt,
+			size_t len)
+{
+	if (!cv_transport_connected(o->sub->t))
+		return;
+	emit_one(sw, o, h, pkt, len, out_seq(o, h->seq));
+}
+
+/* A NACKed packet again, as it was sent: under the SEQ seq. */
+static void resend_one(struct cv_switch *sw, struct out *o,
+		       const struct cv_rtp_hdr *h, const uint8_t *pkt,
+		       size_t len, uint16_t seq)
+{
+	if (!cv_transport_connected(o->sub->t))
+		return;
+	emit_one(sw, o, h, pkt, len, seq);
+}
+
+/* ---- perc: the hop transform ---- */
+
+/*
+ * One perc egress for one subscriber: the packet in ingress form through
+ * cv_perc_hop_egress with the subscriber's own hop session, under hop SEQ
+ * seq (the original unless a pause moved the delta: then recorded in the
+ * OHB by the transform). SSRC and timestamp are never changed; PT only
+ * when the subscriber's SDP maps the codec to another number.
+ */
+static void emit_perc(struct cv_switch *sw, struct out *o,
+		      const struct cv_perc_hop_rx *rx, const uint8_t *pkt,
+		      uint16_t seq, bool repair)
+{
+	struct cv_srtp *out = cv_transport_srtp_out(o->sub->t);
+	struct cv_perc_hop_rewrite rw = {0};
+	enum cv_drop why;
+	size_t len;
+	int err;
+
+	if (!out)
+		return;
+	struct cv_pkt *e = cv_pkt_alloc(sw->pool);
+	if (!e) {
+		drop(sw, CV_DROP_EGRESS_NO_BUFFER);
+		return;
+	}
+	if (seq != rx->seq) {
+		rw.set_seq = true;
+		rw.seq = seq;
+	}
+	if (o->spec.pt && o->spec.pt != rx->pt) {
+		rw.set_pt = true;
+		rw.pt = o->spec.pt & 0x7f;
+	}
+#ifdef CV_PERC_FAULTY_NODE
+	if (sw->fault.kind != CV_PERC_FAULT_NONE) {
+		err = cv_perc_hop_egress_tampered(
+			out, pkt, rx, &rw, e->data, cv_pkt_cap(e), &len,
+			cv_perc_fault_tamper, &sw->fault);
+		if (!err)
+			count(&sw->stats.perc_faults_injected, 1);
+	} else
+#endif
+		err = cv_perc_hop_egress(out, pkt, rx, &rw, e->data,
+					 cv_pkt_cap(e), &len);
+	if (err) {
+		cv_pkt_free(e);
+		drop(sw, err == CV_ETOOBIG ? CV_DROP_PERC_EGRESS
+					   : CV_DROP_EGRESS_PROTECT);
+		return;
+	}
+	e->len = len;
+	if (cv_transport_address(o->sub->t, e, &why) != 0) {
+		cv_pkt_free(e);
+		drop(sw, why);
+		return;
+	}
+	if (!repair) {
+		uint32_t ts = (uint32_t)pkt[4] << 24 | (uint32_t)pkt[5] << 16 |
+			      (uint32_t)pkt[6] << 8 | pkt[7];
+		o->started = true;
+		o->packets++;
+		o->octets += rx->plain_len - rx->hdr_len - rx->ohb_len;
+		o->last_ts = ts;
+		o->last_arrival_us = cv_loop_now_us(sw->loop);
+		count(&sw->stats.rtp_forwarded, 1);
+		count(&sw->stats.perc_forwarded, 1);
+	}
+	count(&sw->stats.tx_datagrams, 1);
+	count(&sw->stats.tx_bytes, e->len);
+	egress(sw, e);
+}
+
+static void forward_perc_one(struct cv_switch *sw, struct out *o,
+			     const struct cv_perc_hop_rx *rx,
+			     const uint8_t *pkt)
+{
+	if (!cv_transport_connected(o->sub->t))
+		return;
+	emit_perc(sw, o, rx, pkt, out_seq(o, rx->seq), false);
+}
+
+/*
+ * Repair mode (perc rooms): the NACKed packet, kept in ingress form,
+ * goes through egress again under the hop SEQ the subscriber asked for,
+ * with the same rewrites and the same EKTField: the subscriber gets the
+ * same packet as the first time (its hop session allows the repeated
+ * index), and its own replay list refuses a second copy. No RTX stream,
+ * no payload change.
+ */
+static void repair_perc(struct cv_switch *sw, struct out *o,
+			const uint8_t *cached, size_t len, uint16_t seq)
+{
+	struct cv_perc_hop_rx rx;
+
+	if (!cv_transport_connected(o->sub->t) ||
+	    cv_perc_hop_parse_plain(cached, len, &rx) != 0)
+		return;
+	count(&sw->stats.rtx_sent, 1);
+	count(&sw->stats.perc_repairs, 1);
+	emit_perc(sw, o, &rx, cached, seq, true);
 }
 
 /* ---- ingress: RTP ---- */
@@ -399,7 +584,8 @@ static void accept_media(struct cv_switch *sw, struct in_track *t,
 	if (t->pli_pending)
 		request_keyframe(sw, t);
 	for (size_t i = 0; i < t->n_outs; i++)
-		forward_one(sw, t->outs[i], h, data, len);
+		if (!t->outs[i]->paused)
+			forward_one(sw, t->outs[i], h, data, len);
 }
 
 static struct in_track *track_by_rtx(const struct port *p,
@@ -475,6 +661,93 @@ static void on_rtp(struct cv_switch *sw, struct port *p, struct cv_pkt *pkt)
 		nack_publisher(sw, t, now);
 	}
 	accept_media(sw, t, &h, pkt->data, pkt->len, pkt->arrival_us);
+}
+
+/* An announced perc track of port p: SSRC and PT as signaled. */
+static struct in_track *perc_track(struct port *p, uint32_t ssrc)
+{
+	for (size_t i = 0; i < p->n_tracks; i++)
+		if (p->tracks[i]->spec.ssrc == ssrc && ssrc)
+			return p->tracks[i];
+	return NULL;
+}
+
+/*
+ * RTP from a perc publisher. Only announced SSRCs go further: anything
+ * else is dropped before libsrtp sees it (no state for made-up SSRCs).
+ * cv_perc_hop_ingress removes the outer layer once; the EKTField is
+ * moved right after the outer plaintext, so that the NACK cache keeps the
+ * packet in ingress form in one piece (cv_perc_hop_parse_plain).
+ */
+static void on_perc_rtp(struct cv_switch *sw, struct port *p,
+			struct cv_pkt *pkt)
+{
+	struct cv_srtp *in = cv_transport_srtp_in(p->t);
+	struct cv_perc_hop_rx rx;
+	uint8_t *d = pkt->data;
+
+	if (!in) {
+		drop(sw, CV_DROP_NOT_CONNECTED);
+		return;
+	}
+	if (pkt->len < CV_RTP_HDR_MIN) {
+		drop(sw, CV_DROP_RTP_MALFORMED);
+		return;
+	}
+	uint32_t ssrc = (uint32_t)d[8] << 24 | (uint32_t)d[9] << 16 |
+			(uint32_t)d[10] << 8 | d[11];
+	struct in_track *t = perc_track(p, ssrc);
+	if (!t || (d[1] & 0x7f) != t->spec.pt) {
+		drop(sw, CV_DROP_PERC_UNANNOUNCED);
+		return;
+	}
+	int err = cv_perc_hop_ingress(in, d, pkt->len, &rx);
+	if (err) {
+		drop(sw, err == CV_EINTEGRITY ? CV_DROP_SRTP_AUTH
+			 : err == CV_EREPLAY  ? CV_DROP_SRTP_REPLAY
+			 : err == CV_EPARSE || err == CV_EPROTO
+				 ? CV_DROP_PERC_MALFORMED
+			 : err == CV_ETOOBIG ? CV_DROP_SRTP_TOO_MANY_SSRCS
+					     : CV_DROP_SRTP_OTHER);
+		return;
+	}
+	if (rx.ekt_off != rx.plain_len) {
+		memmove(d + rx.plain_len, d + rx.ekt_off, rx.ekt_len);
+		rx.ekt_off = rx.plain_len;
+	}
+	pkt->len = rx.plain_len + rx.ekt_len;
+	uint64_t now = cv_loop_now_ms(sw->loop);
+	if (t->spec.video) {
+		/* The hop SEQ is what the publisher resends in repair mode. */
+		if (cv_loss_update(&t->loss, rx.seq, now) == CV_LOSS_OLD) {
+			drop(sw, CV_DROP_DUPLICATE);
+			return;
+		}
+		nack_publisher(sw, t, now);
+	}
+	uint32_t ts = (uint32_t)d[4] << 24 | (uint32_t)d[5] << 16 |
+		      (uint32_t)d[6] << 8 | d[7];
+	count(&sw->stats.rtp_in, 1);
+	count(&sw->stats.perc_in, 1);
+	t->packets++;
+	t->bytes += pkt->len;
+	if (!t->seq_started) {
+		cv_rtp_seq_init(&t->seq, rx.seq);
+		t->seq_started = true;
+	}
+	cv_rtp_seq_update(&t->seq, rx.seq);
+	if (t->spec.clock_rate)
+		cv_rtp_seq_jitter_update(
+			&t->seq, ts,
+			(uint32_t)(pkt->arrival_us * t->spec.clock_rate /
+				   1000000u));
+	if (t->cache)
+		cv_nack_cache_put(t->cache, rx.seq, d, pkt->len, now);
+	if (t->pli_pending)
+		request_keyframe(sw, t);
+	for (size_t i = 0; i < t->n_outs; i++)
+		if (!t->outs[i]->paused)
+			forward_perc_one(sw, t->outs[i], &rx, d);
 }
 
 /* ---- ingress: RTCP ---- */
@@ -555,7 +828,7 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *cached;
 		size_t len;
-		uint16_t in_seq = (uint16_t)(lost[i] - o->seq_delta);
+		uint16_t in_seq = in_seq_of(o, lost[i]);
 		count(&sw->stats.nack_received, 1);
 		if (!o->track->cache ||
 		    cv_nack_cache_get(o->track->cache, in_seq, now,
@@ -565,6 +838,10 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 			count(&sw->stats.rtx_suppressed, 1);
 			continue;
 		}
+		if (o->sub->perc) {
+			repair_perc(sw, o, cached, len, lost[i]);
+			continue;
+		}
 		struct cv_rtp_hdr h;
 		if (cv_rtp_parse(cached, len, &h) != 0)
 			continue;
@@ -572,7 +849,7 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 		if (o->spec.rtx_pt && o->spec.rtx_ssrc)
 			send_rtx(sw, o, &h);
 		else
-			forward_one(sw, o, &h, cached, len);
+			resend_one(sw, o, &h, cached, len, lost[i]);
 	}
 }
 
@@ -647,6 +924,10 @@ static void on_srtp(struct cv_switch *sw, struct cv_pkt *pkt)
 	}
 	bool rtcp = cv_rtp_is_rtcp(pkt->data, pkt->len);
 	enum cv_drop why;
+	if (p->perc && !rtcp) {
+		on_perc_rtp(sw, p, pkt);
+		return;
+	}
 	if (cv_transport_unprotect(p->t, pkt, rtcp, &why) != 0) {
 		drop(sw, why);
 		return;
@@ -938,13 +1219,14 @@ static void do_add_transport(struct cv_switch *sw,
 	if (!p)
 		return;
 	p->id = spec->id;
+	p->perc = spec->perc;
 	struct cv_transport_hooks hooks = {
 		.send = hook_send,
 		.address_changed = hook_address_changed,
 		.state = hook_state,
 		.arg = sw,
 	};
-	if (cv_transport_create(&p->t, spec, sw->cfg.dtls, sw->loop,
+	if (cv_transport_create(&p->t, spec, sw->cfg.dtls, sw->kd, sw->loop,
 				sw->cfg.consent_timeout_ms, &hooks) != 0 ||
 	    PUSH(sw->ports, sw->n_ports, sw->cap_ports, p) != 0) {
 		cv_transport_destroy(p->t);
@@ -983,7 +1265,8 @@ static void do_subscribe(struct cv_switch *sw, const struct cv_sub_spec *spec)
 {
 	struct in_track *t = track_by_id(sw, spec->track_id);
 	struct port *sub = port_by_id(sw, spec->transport_id);
-	if (!t || !sub)
+	/* A room is perc or not: never forward between the two. */
+	if (!t || !sub || t->pub->perc != sub->perc)
 		return;
 	for (size_t i = 0; i < t->n_outs; i++)
 		if (t->outs[i]->sub == sub)
@@ -997,9 +1280,18 @@ static void do_subscribe(struct cv_switch *sw, const struct cv_sub_spec *spec)
 	/* Random offsets (RFC 3550 5.1 asks for random initial values): a
 	 * subscriber cannot infer the publisher's counters, and a later
 	 * subscription starts from an unrelated point. */
-	RAND_bytes((unsigned char *)&o->seq_delta, sizeof(o->seq_delta));
-	RAND_bytes((unsigned char *)&o->ts_delta, sizeof(o->ts_delta));
-	RAND_bytes((unsigned char *)&o->rtx_seq, sizeof(o->rtx_seq));
+	if (sub->perc) {
+		/* Perc: SSRC and timestamp are covered end to end and SEQ
+		 * changes only to close a gap the node made; no RTX. */
+		o->spec.ssrc = t->spec.ssrc;
+		o->spec.rtx_ssrc = 0;
+		o->spec.rtx_pt = 0;
+	} else {
+		RAND_bytes((unsigned char *)&o->seq_delta,
+			   sizeof(o->seq_delta));
+		RAND_bytes((unsigned char *)&o->ts_delta, sizeof(o->ts_delta));
+		RAND_bytes((unsigned char *)&o->rtx_seq, sizeof(o->rtx_seq));
+	}
 	o->rtx_tokens = RTX_BURST;
 	o->rtx_refill_ms = cv_loop_now_ms(sw->loop);
 	if (PUSH(t->outs, t->n_outs, t->cap_outs, o) != 0) {
@@ -1029,6 +1321,25 @@ static void do_unsubscribe(struct cv_switch *sw, uint64_t track_id,
 	}
 }
 
+static void do_pause(struct cv_switch *sw, uint64_t track_id,
+		     uint64_t transport_id, bool paused)
+{
+	struct in_track *t = track_by_id(sw, track_id);
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n_outs; i++) {
+		struct out *o = t->outs[i];
+		if (o->sub->id != transport_id || o->paused == paused)
+			continue;
+		o->paused = paused;
+		if (!paused) {
+			o->resync = true;
+			request_keyframe(sw, t);
+		}
+		return;
+	}
+}
+
 /* ---- commands from other threads ---- */
 
 enum cmd_type {
@@ -1039,11 +1350,13 @@ enum cmd_type {
 	CMD_REMOVE_TRACK,
 	CMD_SUBSCRIBE,
 	CMD_UNSUBSCRIBE,
+	CMD_PAUSE,
 };
 
 struct cmd {
 	enum cmd_type type;
 	uint64_t a, b;
+	bool flag;
 	union {
 		struct cv_transport_spec transport;
 		struct cv_track_spec track;
@@ -1087,6 +1400,9 @@ static void run_cmd(void *arg)
 		break;
 	case CMD_UNSUBSCRIBE:
 		do_unsubscribe(sw, c->a, c->b);
+		break;
+	case CMD_PAUSE:
+		do_pause(sw, c->a, c->b, c->flag);
 		break;
 	}
 	egress_flush(sw);
@@ -1182,6 +1498,62 @@ int cv_switch_cmd_unsubscribe(struct cv_worker *w, uint64_t track_id,
 	return post(w, c);
 }
 
+int cv_switch_cmd_pause(struct cv_worker *w, uint64_t track_id,
+			uint64_t transport_id, bool paused)
+{
+	struct cmd *c = cmd_new(CMD_PAUSE);
+	if (!c)
+		return -ENOMEM;
+	c->a = track_id;
+	c->b = transport_id;
+	c->flag = paused;
+	return post(w, c);
+}
+
+/* ---- the Key Distributor link (perc), on the worker thread ---- */
+
+static void kd_on_up(void *arg)
+{
+	struct cv_switch *sw = arg;
+	__atomic_store_n(&sw->kd_up, true, __ATOMIC_RELEASE);
+}
+
+static void kd_on_down(void *arg, int err)
+{
+	struct cv_switch *sw = arg;
+	__atomic_store_n(&sw->kd_up, false, __ATOMIC_RELEASE);
+	/* Handshakes in progress fail (the KD lost their state); keyed
+	 * transports keep their hop keys and their media. */
+	for (size_t i = 0; i < sw->n_ports; i++)
+		if (sw->ports[i]->perc)
+			cv_transport_tunnel_down(sw->ports[i]->t, err);
+	egress_flush(sw);
+}
+
+/* TunneledDtls and MediaKeys go to the transport of their association
+ * id (a linear scan: only handshakes send these). */
+static void kd_on_message(void *arg, const struct cv_tunnel_msg *m)
+{
+	struct cv_switch *sw = arg;
+	const struct cv_tunnel_assoc_id *id =
+		m->type == CV_TUNNEL_MEDIA_KEYS	     ? &m->u.keys.assoc
+		: m->type == CV_TUNNEL_TUNNELED_DTLS ? &m->u.dtls.assoc
+						     : NULL;
+	if (!id)
+		return;
+	for (size_t i = 0; i < sw->n_ports; i++) {
+		const struct cv_tunnel_assoc_id *a;
+		if (!sw->ports[i]->perc)
+			continue;
+		a = cv_transport_assoc(sw->ports[i]->t);
+		if (a && memcmp(a->b, id->b, sizeof(id->b)) == 0) {
+			cv_transport_tunnel_message(sw->ports[i]->t, m);
+			break;
+		}
+	}
+	egress_flush(sw);
+}
+
 /* ---- lifecycle ---- */
 
 int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
@@ -1194,7 +1566,24 @@ int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
 	sw->loop = cv_worker_loop(w);
 	sw->pool = cv_worker_pool(w);
 	sw->cfg = *cfg;
+	sw->cfg.kd = NULL; /* borrowed: read below, not kept */
+	sw->cfg.perc_fault = NULL;
 	sw->udp.fd = -1;
+#ifdef CV_PERC_FAULTY_NODE
+	{
+		const char *f = cfg->perc_fault ? cfg->perc_fault
+						: getenv("CONCLAVE_PERC_FAULT");
+		if (cv_perc_fault_parse(f, &sw->fault) != 0) {
+			free(sw);
+			return -EINVAL;
+		}
+	}
+#else
+	if (cfg->perc_fault && cfg->perc_fault[0]) {
+		free(sw);
+		return CV_EUNSUPP;
+	}
+#endif
 	if (cv_addr_map_init(&sw->addrs, 64) != 0) {
 		free(sw);
 		return -ENOMEM;
@@ -1217,6 +1606,25 @@ int cv_switch_create(struct cv_switch **out, struct cv_worker *w,
 			return err;
 		}
 	}
+	if (cfg->kd) {
+		struct cv_tunnel_link_callbacks cb = {
+			.on_up = kd_on_up,
+			.on_down = kd_on_down,
+			.on_message = kd_on_message,
+			.arg = sw,
+		};
+		int err =
+			cv_tunnel_link_create(&sw->kd, sw->loop, cfg->kd, &cb);
+		if (err) {
+			if (sw->udp.fd >= 0) {
+				cv_loop_del_io(sw->loop, &sw->udp_io);
+				cv_udp_close(&sw->udp);
+			}
+			cv_addr_map_fini(&sw->addrs);
+			free(sw);
+			return err;
+		}
+	}
 	sw->cfg.dtls = cv_dtls_ctx_ref(cfg->dtls);
 	cv_timer_init(&sw->report_timer, on_report_timer, sw);
 	cv_timer_start(sw->loop, &sw->report_timer,
@@ -1232,6 +1640,8 @@ void cv_switch_destroy(struct cv_switch *sw)
 	while (sw->n_ports)
 		port_destroy(sw, sw->ports[0]);
 	free(sw->ports);
+	/* After the ports: their EndpointDisconnects go out first. */
+	cv_tunnel_link_destroy(sw->kd);
 	cv_addr_map_fini(&sw->addrs);
 	cv_timer_stop(sw->loop, &sw->report_timer);
 	if (sw->udp.fd >= 0) {

@@ -108,8 +108,8 @@ static void on_timer(void *arg)
 
 int cv_transport_create(struct cv_transport **out,
 			const struct cv_transport_spec *spec,
-			struct cv_dtls_ctx *dtls_ctx, struct cv_loop *loop,
-			uint32_t consent_timeout_ms,
+			struct cv_dtls_ctx *dtls_ctx, struct cv_tunnel_link *kd,
+			struct cv_loop *loop, uint32_t consent_timeout_ms,
 			const struct cv_transport_hooks *hooks)
 {
 	struct cv_transport *t = calloc(1, sizeof(*t));
@@ -134,7 +134,14 @@ int cv_transport_create(struct cv_transport **out,
 		err = cv_ice_lite_set_local(t->ice, &spec->local);
 	if (!err)
 		err = cv_ice_lite_set_remote(t->ice, &spec->remote);
-	if (!err)
+	if (!err && spec->perc)
+		/* RFC 9185: the endpoint (always the DTLS client) finishes
+		 * DTLS with the Key Distributor; we relay and get only the
+		 * hop-by-hop keys. */
+		err = kd ? cv_dtls_tunnel_create(&t->dtls, kd, &spec->assoc,
+						 CV_DTLS_ROLE_SERVER, &cb)
+			 : -ENOTCONN;
+	else if (!err)
 		err = cv_dtls_local_create(&t->dtls, dtls_ctx, spec->dtls_role,
 					   &spec->remote_fp, 1, &cb);
 	if (err) {
@@ -180,6 +187,52 @@ bool cv_transport_connected(const struct cv_transport *t)
 const struct sockaddr_storage *cv_transport_peer(const struct cv_transport *t)
 {
 	return t->have_peer ? &t->peer : NULL;
+}
+
+const struct cv_tunnel_assoc_id *
+cv_transport_assoc(const struct cv_transport *t)
+{
+	return cv_dtls_tunnel_assoc(t->dtls);
+}
+
+void cv_transport_tunnel_message(struct cv_transport *t,
+				 const struct cv_tunnel_msg *m)
+{
+	if (t->dead)
+		return;
+	(void)cv_dtls_tunnel_handle_message(t->dtls, m);
+	if (!t->dead)
+		arm_timer(t);
+}
+
+void cv_transport_tunnel_down(struct cv_transport *t, int err)
+{
+	if (!t->dead)
+		cv_dtls_tunnel_link_down(t->dtls, err);
+}
+
+struct cv_srtp *cv_transport_srtp_in(const struct cv_transport *t)
+{
+	return t->connected ? t->srtp_in : NULL;
+}
+
+struct cv_srtp *cv_transport_srtp_out(const struct cv_transport *t)
+{
+	return t->connected ? t->srtp_out : NULL;
+}
+
+int cv_transport_address(struct cv_transport *t, struct cv_pkt *pkt,
+			 enum cv_drop *why)
+{
+	if (!t->connected || !t->have_peer) {
+		*why = CV_DROP_NOT_CONNECTED;
+		return -1;
+	}
+	pkt->addr = t->peer;
+	pkt->addr_len = t->peer.ss_family == AF_INET6
+				? sizeof(struct sockaddr_in6)
+				: sizeof(struct sockaddr_in);
+	return 0;
 }
 
 int cv_transport_restart_ice(struct cv_transport *t,

@@ -33,10 +33,12 @@ struct cv_transport_hooks {
 	void *arg;
 };
 
+/* kd: the switch's tunnel link (perc transports; NULL: they fail with
+ * -ENOTCONN). */
 int cv_transport_create(struct cv_transport **out,
 			const struct cv_transport_spec *spec,
-			struct cv_dtls_ctx *dtls_ctx, struct cv_loop *loop,
-			uint32_t consent_timeout_ms,
+			struct cv_dtls_ctx *dtls_ctx, struct cv_tunnel_link *kd,
+			struct cv_loop *loop, uint32_t consent_timeout_ms,
 			const struct cv_transport_hooks *hooks);
 void cv_transport_destroy(struct cv_transport *t);
 
@@ -48,6 +50,27 @@ bool cv_transport_owns_ufrag(const struct cv_transport *t, const uint8_t *ufrag,
 bool cv_transport_connected(const struct cv_transport *t);
 /* The selected peer address, or NULL before ICE picked one. */
 const struct sockaddr_storage *cv_transport_peer(const struct cv_transport *t);
+
+/* perc transports: the RFC 9185 association id; NULL for the others. */
+const struct cv_tunnel_assoc_id *
+cv_transport_assoc(const struct cv_transport *t);
+
+/* perc: a TUNNELED_DTLS or MEDIA_KEYS from the link for this transport's
+ * association id (m borrowed). */
+void cv_transport_tunnel_message(struct cv_transport *t,
+				 const struct cv_tunnel_msg *m);
+/* perc: the link went down (err as on_down). */
+void cv_transport_tunnel_down(struct cv_transport *t, int err);
+
+/* The SRTP sessions once connected (perc: the hop-by-hop ones), else
+ * NULL. Borrowed; the transport's thread only. */
+struct cv_srtp *cv_transport_srtp_in(const struct cv_transport *t);
+struct cv_srtp *cv_transport_srtp_out(const struct cv_transport *t);
+
+/* Addresses pkt to the selected peer for sending as is (already
+ * protected). Returns 0, or -1 with *why set (not connected). */
+int cv_transport_address(struct cv_transport *t, struct cv_pkt *pkt,
+			 enum cv_drop *why);
 
 /* New ICE credentials (restart); the old pair stays until a new check. */
 int cv_transport_restart_ice(struct cv_transport *t,

@@ -209,7 +209,9 @@ static bool decide(const struct cv_sdp *offer, const struct cv_sdp_media *m,
 	ml->clock_rate = f->clock_rate;
 	ml->channels = f->channels;
 	ml->fb = f->fb & FB_KEPT;
-	for (size_t i = 0; m->kind == CV_SDP_KIND_VIDEO && i < m->n_formats;
+	/* Perc rooms resend in repair mode, never on an RTX stream. */
+	for (size_t i = 0;
+	     !l->perc && m->kind == CV_SDP_KIND_VIDEO && i < m->n_formats;
 	     i++) {
 		const struct cv_sdp_format *r = &m->formats[i];
 		if (is_codec(r, "rtx", 90000) && r->apt == f->pt) {
@@ -219,6 +221,8 @@ static bool decide(const struct cv_sdp *offer, const struct cv_sdp_media *m,
 	}
 	pick_extensions(m, ml);
 	pick_ssrcs(m, ml);
+	if (l->perc)
+		ml->rtx_ssrc = 0;
 	/* RFC 3264 6.1: we only receive; what the offerer will not send is
 	 * answered inactive. */
 	ml->dir =
@@ -287,6 +291,10 @@ static int take_transport(const struct cv_sdp *offer,
 	memcpy(r->fp, t->fingerprint.bytes, t->fingerprint.len);
 	r->fp_len = t->fingerprint.len;
 	r->remote_setup = t->setup;
+	/* Perc: the endpoint's DTLS client talks to the Key Distributor
+	 * through the node, which can only be the server (passive). */
+	if (l->perc && t->setup == CV_SDP_SETUP_PASSIVE)
+		return CV_EUNSUPP;
 	return choose_setup(t->setup, l->setup, &r->local_setup);
 }
 
@@ -387,6 +395,8 @@ int cv_sdp_answer_publish(const struct cv_sdp *offer,
 	    local->setup != CV_SDP_SETUP_ACTIVE &&
 	    local->setup != CV_SDP_SETUP_PASSIVE)
 		return -EINVAL;
+	if (local->perc && local->setup == CV_SDP_SETUP_ACTIVE)
+		return -EINVAL;
 	struct cv_sdp_publish_result *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -395,9 +405,19 @@ int cv_sdp_answer_publish(const struct cv_sdp *offer,
 	if (rc)
 		goto out;
 	r->n_mlines = offer->n_media;
-	for (size_t i = 0; i < offer->n_media; i++)
+	for (size_t i = 0; i < offer->n_media; i++) {
+		const struct cv_sdp_pub_mline *ml = &r->mlines[i];
 		accepted +=
 			decide(offer, &offer->media[i], local, &r->mlines[i]);
+		/* Perc: only announced SSRCs are forwarded (RFC 8871 keeps
+		 * the sender's SSRC end to end), so a sending m-line must
+		 * name its SSRC. */
+		if (local->perc && ml->accepted &&
+		    ml->dir == CV_SDP_DIR_RECVONLY && ml->ssrc == 0) {
+			rc = CV_EPROTO;
+			goto out;
+		}
+	}
 	if (accepted == 0) {
 		rc = CV_EUNSUPP;
 		goto out;

@@ -86,8 +86,10 @@ static void write_active(struct cv_sdp_buf *b, const struct cv_sdp_local *l,
 		cv_sdp_buf_add(b, " %u", ml->rtx_pt);
 	cv_sdp_buf_add(b, "\r\n");
 	cv_sdp_write_conn(b, l);
-	/* RFC 8842 5.2: the offerer says actpass. */
-	cv_sdp_write_transport(b, l, CV_SDP_SETUP_ACTPASS);
+	/* RFC 8842 5.2: the offerer says actpass; in a perc room the node
+	 * is always the DTLS server (the endpoint's peer is the KD). */
+	cv_sdp_write_transport(
+		b, l, l->perc ? CV_SDP_SETUP_PASSIVE : CV_SDP_SETUP_ACTPASS);
 	cv_sdp_buf_add(b, "a=mid:%s\r\n", ml->mid);
 	cv_sdp_buf_add(b, "a=extmap:%d %s\r\na=extmap:%d %s\r\n", EXT_ID_MID,
 		       CV_SDP_URI_MID, EXT_ID_ABS_SEND_TIME,
@@ -151,6 +153,9 @@ int cv_sdp_offer_subscribe(const struct cv_sdp_local *local,
 	int rc = check_mlines(mlines, n);
 	if (rc)
 		return rc;
+	for (size_t i = 0; local->perc && i < n; i++)
+		if (mlines[i].rtx_pt)
+			return -EINVAL; /* no RTX stream in perc rooms */
 	struct cv_sdp_buf b = {0};
 	cv_sdp_write_session(&b, local);
 	/* An empty BUNDLE group is not valid (RFC 5888 5 wants at least

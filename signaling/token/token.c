@@ -161,6 +161,36 @@ static int parse_rights(json_t *v, unsigned *rights)
 	return 0;
 }
 
+const char *cv_token_mode_name(enum cv_token_mode mode)
+{
+	switch (mode) {
+	case CV_TOKEN_MODE_FORWARD:
+		return "forward";
+	case CV_TOKEN_MODE_PERC:
+		return "perc";
+	}
+	return NULL;
+}
+
+/* Our claim (docs/protocol.md "Perc rooms"): absent means forward; an
+ * unknown mode is refused rather than guessed, so a token meant for a
+ * mode this node does not know never joins a room of another mode. */
+static int parse_mode(json_t *v, enum cv_token_mode *mode)
+{
+	*mode = CV_TOKEN_MODE_FORWARD;
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return CV_EAUTH;
+	if (!strcmp(json_string_value(v), "forward"))
+		return 0;
+	if (!strcmp(json_string_value(v), "perc")) {
+		*mode = CV_TOKEN_MODE_PERC;
+		return 0;
+	}
+	return CV_EAUTH;
+}
+
 static int check_claims(json_t *c, int64_t now_s, struct cv_token_claims *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -178,7 +208,8 @@ static int check_claims(json_t *c, int64_t now_s, struct cv_token_claims *out)
 		return CV_EAUTH;
 	if (iat && numeric_date(iat, &out->iat_s))
 		return CV_EAUTH;
-	if (parse_rights(json_object_get(c, "rights"), &out->rights))
+	if (parse_rights(json_object_get(c, "rights"), &out->rights) ||
+	    parse_mode(json_object_get(c, "mode"), &out->mode))
 		return CV_EAUTH;
 	/* RFC 7519 section 4.1.5 (nbf) and 4.1.6 (iat) with a small leeway
 	 * for clock skew; a token from the future is not valid (yet). */
@@ -235,9 +266,9 @@ int cv_token_verify(const uint8_t *key, size_t key_len, const char *jwt,
 	return rc;
 }
 
-int cv_token_issue(const uint8_t *key, size_t key_len, const char *sub,
-		   const char *room, unsigned rights, int64_t exp_s, char *buf,
-		   size_t cap)
+static int issue(const uint8_t *key, size_t key_len, const char *sub,
+		 const char *room, unsigned rights, enum cv_token_mode mode,
+		 int64_t exp_s, char *buf, size_t cap)
 {
 	if (!key || key_len == 0 || !sub || !room || !sub[0] ||
 	    strlen(sub) > CV_TOKEN_SUB_MAX ||
@@ -255,6 +286,13 @@ int cv_token_issue(const uint8_t *key, size_t key_len, const char *sub,
 			      "exp", (json_int_t)exp_s, "rights", r);
 	if (!c) /* json_pack steals r even on failure ("o") */
 		return -EINVAL;
+	if (mode != CV_TOKEN_MODE_FORWARD &&
+	    (!cv_token_mode_name(mode) ||
+	     json_object_set_new(c, "mode",
+				 json_string(cv_token_mode_name(mode))))) {
+		json_decref(c);
+		return -EINVAL;
+	}
 	char *payload = json_dumps(c, JSON_COMPACT);
 	json_decref(c);
 	if (!payload)
@@ -286,4 +324,22 @@ int cv_token_issue(const uint8_t *key, size_t key_len, const char *sub,
 out:
 	free(payload);
 	return rc;
+}
+
+int cv_token_issue(const uint8_t *key, size_t key_len, const char *sub,
+		   const char *room, unsigned rights, int64_t exp_s, char *buf,
+		   size_t cap)
+{
+	return issue(key, key_len, sub, room, rights, CV_TOKEN_MODE_FORWARD,
+		     exp_s, buf, cap);
+}
+
+int cv_token_issue_claims(const uint8_t *key, size_t key_len,
+			  const struct cv_token_claims *c, char *buf,
+			  size_t cap)
+{
+	if (!c)
+		return -EINVAL;
+	return issue(key, key_len, c->sub, c->room, c->rights, c->mode,
+		     c->exp_s, buf, cap);
 }

@@ -400,9 +400,17 @@ char *cv_msg_pong(int64_t id)
 	return dump(base("pong", id));
 }
 
-char *cv_msg_joined(int64_t id, const char *participant, const char *room,
+static json_t *perc_obj(const struct cv_msg_perc_assoc *perc)
+{
+	json_t *o =
+		set_str(json_object(), "publish_assoc", perc->publish_assoc);
+	return set_str(o, "subscribe_assoc", perc->subscribe_assoc);
+}
+
+static char *joined(int64_t id, const char *participant, const char *room,
 		    const struct cv_msg_participant *parts, size_t n_parts,
-		    const struct cv_msg_track_info *tracks, size_t n_tracks)
+		    const struct cv_msg_track_info *tracks, size_t n_tracks,
+		    const struct cv_msg_perc_assoc *perc)
 {
 	json_t *pa = json_array(), *ta = json_array();
 	for (size_t i = 0; pa && i < n_parts; i++)
@@ -418,7 +426,29 @@ char *cv_msg_joined(int64_t id, const char *participant, const char *room,
 	json_t *o = set_str(base("joined", id), "participant", participant);
 	o = set_str(o, "room", room);
 	o = set_new(o, "participants", pa);
-	return dump(set_new(o, "tracks", ta));
+	o = set_new(o, "tracks", ta);
+	if (perc)
+		o = set_new(o, "perc", perc_obj(perc));
+	return dump(o);
+}
+
+char *cv_msg_joined(int64_t id, const char *participant, const char *room,
+		    const struct cv_msg_participant *parts, size_t n_parts,
+		    const struct cv_msg_track_info *tracks, size_t n_tracks)
+{
+	return joined(id, participant, room, parts, n_parts, tracks, n_tracks,
+		      NULL);
+}
+
+char *cv_msg_joined_perc(int64_t id, const char *participant, const char *room,
+			 const struct cv_msg_participant *parts, size_t n_parts,
+			 const struct cv_msg_track_info *tracks,
+			 size_t n_tracks, const struct cv_msg_perc_assoc *perc)
+{
+	if (!perc)
+		return NULL;
+	return joined(id, participant, room, parts, n_parts, tracks, n_tracks,
+		      perc);
 }
 
 char *cv_msg_publish_answer(int64_t id, const char *sdp)
@@ -475,4 +505,14 @@ char *cv_msg_draining(int64_t deadline_ms)
 {
 	return dump(set_new(base("draining", -1), "deadline_ms",
 			    json_integer((json_int_t)deadline_ms)));
+}
+
+char *cv_msg_removed(void)
+{
+	return dump(base("removed", -1));
+}
+
+char *cv_msg_rekey(void)
+{
+	return dump(base("rekey", -1));
 }

@@ -12,6 +12,7 @@
 #include "conclave/ws_server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -38,9 +39,13 @@
 #define DEF_RATE       50
 #define DEF_BURST      100
 #define DEF_MAX_QUEUED (256 * 1024)
-#define CLOSE_TOO_BIG  1009 /* RFC 6455 section 7.4.1 */
-#define CLOSE_POLICY   1008
-#define CLOSE_NORMAL   1000
+#define DEF_POST_MAX   8192
+/* Request headers lws keeps per connection: a POST's Conclave-Core token
+ * alone may be 4 KiB (CV_TOKEN_MAX_BYTES). */
+#define HEADER_DATA_MAX 12288
+#define CLOSE_TOO_BIG	1009 /* RFC 6455 section 7.4.1 */
+#define CLOSE_POLICY	1008
+#define CLOSE_NORMAL	1000
 
 struct out_frame {
 	struct out_frame *next;
@@ -67,12 +72,38 @@ struct conn {
 	uint64_t last_refill_ns;
 };
 
+/*
+ * One POST (cfg.post_path) from its first header to its answer. The server
+ * thread owns it; `lock` guards its table link and the answer fields that
+ * cv_ws_post_reply fills from other threads.
+ */
+struct post {
+	uint64_t id;
+	struct lws *wsi;
+	struct pss *pss;
+	struct post *hnext; /* posts table; under lock */
+	struct post *rnext; /* answered, waiting for the server thread */
+	bool in_table;	    /* under lock */
+	/* Request, server thread only. */
+	uint8_t *body;
+	size_t len, max;
+	bool too_big;
+	char *headers[CV_WS_POST_MAX_HEADERS];
+	/* Answer, under lock until taken by the server thread. */
+	bool answered;
+	int status;
+	char *extra; /* "Name: value\r\n"... */
+	uint8_t *resp;
+	size_t resp_len;
+};
+
 /* Per-session data of both vhosts' protocols. */
 struct pss {
 	struct conn *conn; /* WebSocket connections */
 	char *body;	   /* HTTP response body being written (owned) */
 	size_t body_len, body_off;
 	bool responding;
+	struct post *post; /* a POST in progress (client vhost) */
 };
 
 struct cv_ws_server {
@@ -93,6 +124,11 @@ struct cv_ws_server {
 	struct conn *table[TABLE_SIZE];
 	struct conn *dirty;
 	uint64_t next_id;
+	struct post *posts;    /* POSTs waiting for their answer */
+	struct post *answered; /* answered, to write on the server thread */
+	uint64_t next_post_id;
+	char *post_path;
+	char *post_headers[CV_WS_POST_MAX_HEADERS]; /* "name:" */
 
 	atomic_uint_fast64_t n_in, n_bad, n_too_big, n_rate, n_overflow, n_open,
 		n_total, n_out;
@@ -436,9 +472,48 @@ static void drain_dirty(struct cv_ws_server *s)
 
 /* ---- HTTP ---- */
 
+static int http_respond_extra(struct lws *wsi, struct pss *p, int status,
+			      const char *ctype, char *body, size_t len,
+			      bool unauthorized, const char *extra);
+
 static int http_respond(struct lws *wsi, struct pss *p, int status,
 			const char *ctype, char *body, size_t len,
 			bool unauthorized)
+{
+	return http_respond_extra(wsi, p, status, ctype, body, len,
+				  unauthorized, NULL);
+}
+
+/* Adds "Name: value\r\n" lines (already checked: no CR/LF inside). */
+static int add_extra_headers(struct lws *wsi, const char *extra,
+			     unsigned char **pos, unsigned char *end)
+{
+	char name[64];
+	while (extra && *extra) {
+		const char *colon = strchr(extra, ':');
+		const char *eol = strstr(extra, "\r\n");
+		if (!colon || !eol || colon > eol ||
+		    (size_t)(colon - extra) + 2 > sizeof(name))
+			return -1;
+		size_t nl = (size_t)(colon - extra);
+		memcpy(name, extra, nl);
+		name[nl] = ':';
+		name[nl + 1] = '\0';
+		const char *v = colon + 1;
+		while (*v == ' ')
+			v++;
+		if (lws_add_http_header_by_name(
+			    wsi, (const unsigned char *)name,
+			    (const unsigned char *)v, (int)(eol - v), pos, end))
+			return -1;
+		extra = eol + 2;
+	}
+	return 0;
+}
+
+static int http_respond_extra(struct lws *wsi, struct pss *p, int status,
+			      const char *ctype, char *body, size_t len,
+			      bool unauthorized, const char *extra)
 {
 	unsigned char buf[LWS_PRE + 1024];
 	unsigned char *start = buf + LWS_PRE, *pos = start;
@@ -460,6 +535,7 @@ static int http_respond(struct lws *wsi, struct pss *p, int status,
 	     lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
 					  (const unsigned char *)bearer,
 					  sizeof(bearer) - 1, &pos, end)) ||
+	    add_extra_headers(wsi, extra, &pos, end) ||
 	    lws_finalize_write_http_header(wsi, start, &pos, end))
 		return -1;
 	lws_callback_on_writable(wsi);
@@ -616,9 +692,256 @@ static bool is_get(struct lws *wsi)
 	return lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
 }
 
+/* ---- POST route ---- */
+
+static void post_free(struct post *po)
+{
+	if (!po)
+		return;
+	for (size_t i = 0; i < CV_WS_POST_MAX_HEADERS; i++) {
+		if (po->headers[i])
+			OPENSSL_cleanse(po->headers[i], strlen(po->headers[i]));
+		free(po->headers[i]);
+	}
+	if (po->body)
+		OPENSSL_cleanse(po->body, po->len);
+	free(po->body);
+	free(po->extra);
+	free(po->resp);
+	free(po);
+}
+
+/* Takes po out of the table and the answered list (caller holds lock). */
+static void post_unlink_locked(struct cv_ws_server *s, struct post *po)
+{
+	for (struct post **pp = &s->posts; *pp; pp = &(*pp)->hnext)
+		if (*pp == po) {
+			*pp = po->hnext;
+			break;
+		}
+	for (struct post **pp = &s->answered; *pp; pp = &(*pp)->rnext)
+		if (*pp == po) {
+			*pp = po->rnext;
+			break;
+		}
+	po->in_table = false;
+}
+
+/* The Content-Length a POST announces; -1 when absent or malformed. */
+static long post_content_length(struct lws *wsi)
+{
+	char v[24];
+	int n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (n <= 0 || n > 9)
+		return -1;
+	long len = 0;
+	for (int i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		len = len * 10 + (v[i] - '0');
+	}
+	return len;
+}
+
+/* LWS_CALLBACK_HTTP for a POST: checks it and starts reading the body. */
+static int post_begin(struct cv_ws_server *s, struct lws *wsi, struct pss *p,
+		      const char *uri)
+{
+	if (!s->post_path || strcmp(uri, s->post_path) != 0)
+		return http_error(wsi, p, 405, "method not allowed\n");
+	long clen = post_content_length(wsi);
+	if (clen < 0)
+		return http_error(wsi, p, 411, "length required\n");
+	if ((size_t)clen > s->cfg.post_max_bytes)
+		return http_error(wsi, p, 413, "content too large\n");
+	struct post *po = calloc(1, sizeof(*po));
+	if (!po || !(po->body = malloc(clen ? (size_t)clen : 1))) {
+		free(po);
+		return http_error(wsi, p, 500, "internal error\n");
+	}
+	po->max = (size_t)clen;
+	po->wsi = wsi;
+	po->pss = p;
+	for (size_t i = 0; i < CV_WS_POST_MAX_HEADERS && s->post_headers[i];
+	     i++) {
+		const char *name = s->post_headers[i];
+		int nl = (int)strlen(name);
+		int vl = lws_hdr_custom_length(wsi, name, nl);
+		if (vl <= 0 || vl > CV_WS_POST_HEADER_MAX)
+			continue;
+		po->headers[i] = malloc((size_t)vl + 1);
+		if (po->headers[i] &&
+		    lws_hdr_custom_copy(wsi, po->headers[i], vl + 1, name, nl) <
+			    0) {
+			free(po->headers[i]);
+			po->headers[i] = NULL;
+		}
+	}
+	p->post = po;
+	if (clen == 0)
+		return 1; /* no body callbacks will come: see post_complete */
+	return 0;
+}
+
+static int post_body(struct pss *p, const void *in, size_t len)
+{
+	struct post *po = p ? p->post : NULL;
+	if (!po)
+		return 0;
+	if (po->len + len > po->max) {
+		po->too_big = true;
+		return 0;
+	}
+	memcpy(po->body + po->len, in, len);
+	po->len += len;
+	return 0;
+}
+
+/* The whole body is in: hand it to the node (or refuse it). */
+static int post_complete(struct cv_ws_server *s, struct lws *wsi, struct pss *p)
+{
+	struct post *po = p ? p->post : NULL;
+	if (!po || po->id)
+		return 0; /* none, or already handed over */
+	if (po->too_big || po->len != po->max) {
+		p->post = NULL;
+		post_free(po);
+		return http_error(wsi, p, 400, "bad request\n");
+	}
+	pthread_mutex_lock(&s->lock);
+	po->id = ++s->next_post_id;
+	po->hnext = s->posts;
+	s->posts = po;
+	po->in_table = true;
+	pthread_mutex_unlock(&s->lock);
+	struct cv_ws_post req = {
+		.id = po->id, .body = po->body, .len = po->len};
+	for (size_t i = 0; i < CV_WS_POST_MAX_HEADERS; i++)
+		req.headers[i] = po->headers[i];
+	int status = s->cfg.on_post(s->cfg.arg, &req);
+	if (status == 0) {
+		/* lws would time an idle connection out: the answer comes
+		 * within the node's own deadline, well before this. */
+		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 30);
+		return 0;
+	}
+	pthread_mutex_lock(&s->lock);
+	post_unlink_locked(s, po);
+	pthread_mutex_unlock(&s->lock);
+	p->post = NULL;
+	post_free(po);
+	if (status < 400 || status > 599)
+		status = 500;
+	char *body = strdup("");
+	return body ? http_respond(wsi, p, status, "text/plain", body, 0, false)
+		    : -1;
+}
+
+/* Server thread, after a wake: writes the answers other threads gave. */
+static void post_drain_answered(struct cv_ws_server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct post *list = s->answered;
+	s->answered = NULL;
+	for (struct post *po = list; po; po = po->rnext)
+		post_unlink_locked(s, po);
+	pthread_mutex_unlock(&s->lock);
+	/* Taken out of the table: po->pss->post still points at each, and
+	 * the connection is alive (a close unlinks under lock first). */
+	while (list) {
+		struct post *po = list;
+		list = po->rnext;
+		struct pss *p = po->pss;
+		uint8_t *resp = po->resp;
+		po->resp = NULL;
+		p->post = NULL;
+		if (http_respond_extra(po->wsi, p, po->status,
+				       "application/octet-stream", (char *)resp,
+				       po->resp_len, false, po->extra) != 0)
+			lws_set_timeout(po->wsi,
+					PENDING_TIMEOUT_KILLED_BY_PARENT,
+					LWS_TO_KILL_ASYNC);
+		post_free(po);
+	}
+}
+
+/* The connection closed: the answer, if it comes, has nowhere to go. */
+static void post_closed(struct cv_ws_server *s, struct pss *p)
+{
+	struct post *po = p ? p->post : NULL;
+	if (!po)
+		return;
+	p->post = NULL;
+	pthread_mutex_lock(&s->lock);
+	post_unlink_locked(s, po);
+	pthread_mutex_unlock(&s->lock);
+	post_free(po);
+}
+
+static bool header_text_ok(const char *t)
+{
+	return t && !strpbrk(t, "\r\n");
+}
+
+int cv_ws_post_reply(struct cv_ws_server *s, uint64_t id, int status,
+		     const struct cv_ws_header *hdrs, size_t n_hdrs,
+		     const uint8_t *body, size_t len)
+{
+	size_t extra_len = 1;
+	for (size_t i = 0; i < n_hdrs; i++) {
+		if (!header_text_ok(hdrs[i].name) ||
+		    !header_text_ok(hdrs[i].value) || !hdrs[i].name[0] ||
+		    strchr(hdrs[i].name, ':'))
+			return -EINVAL;
+		extra_len += strlen(hdrs[i].name) + strlen(hdrs[i].value) + 4;
+	}
+	char *extra = malloc(extra_len);
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!extra || !copy) {
+		free(extra);
+		free(copy);
+		return -ENOMEM;
+	}
+	extra[0] = '\0';
+	for (size_t i = 0; i < n_hdrs; i++) {
+		strcat(extra, hdrs[i].name);
+		strcat(extra, ": ");
+		strcat(extra, hdrs[i].value);
+		strcat(extra, "\r\n");
+	}
+	if (len)
+		memcpy(copy, body, len);
+	pthread_mutex_lock(&s->lock);
+	struct post *po = s->posts;
+	while (po && po->id != id)
+		po = po->hnext;
+	int rc = -ENOENT;
+	if (po && !po->answered) {
+		po->answered = true;
+		po->status = status;
+		po->extra = extra;
+		po->resp = copy;
+		po->resp_len = len;
+		po->rnext = s->answered;
+		s->answered = po;
+		extra = NULL;
+		copy = NULL;
+		wake_locked(s);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(extra);
+	free(copy);
+	return rc;
+}
+
 static int client_http(struct cv_ws_server *s, struct lws *wsi, struct pss *p,
 		       const char *uri)
 {
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
+		int rc = post_begin(s, wsi, p, uri);
+		return rc == 1 ? post_complete(s, wsi, p) : rc;
+	}
 	if (!is_get(wsi))
 		return http_error(wsi, p, 405, "method not allowed\n");
 	int rc = http_delegate(s, wsi, p, s->cfg.http, uri);
@@ -727,9 +1050,14 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		drain_dirty(s);
+		post_drain_answered(s);
 		return 0;
 	case LWS_CALLBACK_HTTP:
 		return client_http(s, wsi, p, in);
+	case LWS_CALLBACK_HTTP_BODY:
+		return post_body(p, in, len);
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return post_complete(s, wsi, p);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writeable(wsi, p);
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
@@ -739,6 +1067,7 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		if (p) {
 			free(p->body);
 			p->body = NULL;
+			post_closed(s, p);
 		}
 		return 0;
 	default:
@@ -858,6 +1187,9 @@ static bool is_loopback(const char *addr)
 
 static void server_free(struct cv_ws_server *s)
 {
+	free(s->post_path);
+	for (size_t i = 0; i < CV_WS_POST_MAX_HEADERS; i++)
+		free(s->post_headers[i]);
 	free(s->address);
 	free(s->admin_address);
 	free(s->web_root);
@@ -895,6 +1227,27 @@ static int copy_config(struct cv_ws_server *s, const struct cv_ws_config *cfg)
 		if (!s->web_root)
 			return -errno;
 	}
+	if (!s->cfg.post_max_bytes)
+		s->cfg.post_max_bytes = DEF_POST_MAX;
+	if (cfg->post_path && cfg->on_post) {
+		if (!(s->post_path = strdup(cfg->post_path)))
+			return -ENOMEM;
+		for (size_t i = 0; i < CV_WS_POST_MAX_HEADERS; i++) {
+			const char *h = cfg->post_headers[i];
+			if (!h)
+				break;
+			size_t hl = strlen(h);
+			if (!hl || !(s->post_headers[i] = malloc(hl + 2)))
+				return hl ? -ENOMEM : -EINVAL;
+			for (size_t j = 0; j < hl; j++)
+				s->post_headers[i][j] =
+					(char)tolower((unsigned char)h[j]);
+			s->post_headers[i][hl] = ':';
+			s->post_headers[i][hl + 1] = '\0';
+		}
+	}
+	s->cfg.post_path = NULL;
+	memset(s->cfg.post_headers, 0, sizeof(s->cfg.post_headers));
 	s->cfg.address = s->address;
 	s->cfg.admin_address = s->admin_address;
 	s->cfg.web_root = s->web_root;
@@ -949,6 +1302,7 @@ int cv_ws_server_start(struct cv_ws_server **out,
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	ci.port = CONTEXT_PORT_NO_LISTEN;
 	ci.user = s;
+	ci.max_http_header_data = HEADER_DATA_MAX;
 	lws_set_log_level(LLL_ERR, NULL);
 	s->ctx = lws_create_context(&ci);
 	if (!s->ctx) {

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "conclave/config.h"
@@ -43,6 +44,8 @@ static const enum cv_config_type key_types[CV_CFGK_COUNT] = {
 static int check_ip(const char *v, char *msg, size_t msglen);
 static int check_ip_or_empty(const char *v, char *msg, size_t msglen);
 static int check_levels(const char *v, char *msg, size_t msglen);
+static int check_fp_or_empty(const char *v, char *msg, size_t msglen);
+static int check_fault(const char *v, char *msg, size_t msglen);
 
 /* Same order as enum cv_log_level / enum cv_log_format. */
 static const char *const level_values[] = {"error", "warn",  "info",
@@ -157,6 +160,37 @@ static const struct key_def defs[CV_CFGK_COUNT] = {
 		"switch.pli_min_interval_ms", "500", 0, 60000,
 		"Shortest interval between PLI/FIR forwarded to one "
 		"publisher."),
+	[CV_CFGK_PERC_KD_ADDRESS] = CHECKED("perc.kd_address", "127.0.0.1",
+		check_ip,
+		"Numeric address of the Key Distributor (conclave-kms kd.port) "
+		"for perc rooms."),
+	[CV_CFGK_PERC_KD_PORT] = RANGE("perc.kd_port", "0", 0, 65535,
+		"TCP port of the Key Distributor's RFC 9185 tunnel; 0 = perc "
+		"rooms are off (joins get unsupported)."),
+	[CV_CFGK_PERC_KD_FINGERPRINT] = CHECKED("perc.kd_fingerprint", "",
+		check_fp_or_empty,
+		"Pin of the KMS certificate, \"sha-256 AB:CD:...\"; required "
+		"with perc.kd_port."),
+	[CV_CFGK_PERC_CERT_FILE] = PLAIN("perc.cert_file", "",
+		"PEM certificate of the node's tunnel identity (the KMS pins "
+		"its fingerprint); empty = generated at start-up (dev only)."),
+	[CV_CFGK_PERC_KEY_FILE] = PLAIN("perc.key_file", "",
+		"PEM private key of perc.cert_file."),
+	[CV_CFGK_PERC_FINGERPRINT_FILE] = PLAIN("perc.fingerprint_file", "",
+		"With a generated tunnel certificate: write its "
+		"\"sha-256 AB:..\" fingerprint to this file (for the KMS "
+		"allow list)."),
+	[CV_CFGK_PERC_KMS_ADDRESS] = CHECKED("perc.kms_address", "127.0.0.1",
+		check_ip,
+		"Numeric address of the conclave-kms channel the node relays "
+		"POST /v1/channel to."),
+	[CV_CFGK_PERC_KMS_PORT] = RANGE("perc.kms_port", "0", 0, 65535,
+		"Port of the conclave-kms channel (channel.port); 0 = no relay "
+		"(POST /v1/channel answers 404)."),
+	[CV_CFGK_PERC_FAULT] = CHECKED("perc.fault", "", check_fault,
+		"Test builds with -Dperc_faulty_node=true only: tamper every "
+		"forwarded perc packet (ssrc, timestamp, payload, inner_tag, "
+		"ohb, ekt_move); empty = none."),
 	[CV_CFGK_DEV] = PLAIN("dev", "false",
 		"Development mode: random token.secret and GET /dev/token. "
 		"Never in production."),
@@ -210,6 +244,45 @@ static int check_ip(const char *v, char *msg, size_t msglen)
 static int check_ip_or_empty(const char *v, char *msg, size_t msglen)
 {
 	return *v ? check_ip(v, msg, msglen) : 0;
+}
+
+/* "sha-256 AB:CD:..." with 32 colon-separated hex octets (RFC 8122
+ * section 5 syntax, the hash the KMS's cert= log line prints). */
+static int check_fp_or_empty(const char *v, char *msg, size_t msglen)
+{
+	static const char hex[] = "0123456789abcdefABCDEF";
+	const char *p = v + 8;
+
+	if (!*v)
+		return 0;
+	if (strncasecmp(v, "sha-256 ", 8) != 0)
+		goto bad;
+	for (int i = 0; i < 32; i++, p += 3) {
+		if (!p[0] || !p[1] || !strchr(hex, p[0]) || !strchr(hex, p[1]))
+			goto bad;
+		if (p[2] != (i == 31 ? '\0' : ':'))
+			goto bad;
+	}
+	return 0;
+bad:
+	msgf(msg, msglen, "not a \"sha-256 AB:CD:...\" fingerprint");
+	return -EINVAL;
+}
+
+static int check_fault(const char *v, char *msg, size_t msglen)
+{
+	static const char *const kinds[] = {"",	       "ssrc",	    "timestamp",
+					    "payload", "inner_tag", "ohb",
+					    "ekt_move"};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(v, kinds[i]) == 0)
+			return 0;
+	msgf(msg, msglen,
+	     "'%s' is not one of ssrc|timestamp|payload|inner_tag|ohb|"
+	     "ekt_move",
+	     v);
+	return -EINVAL;
 }
 
 static int check_levels(const char *v, char *msg, size_t msglen)
@@ -878,6 +951,30 @@ int cv_config_parse_args(struct cv_config *cfg, int argc, char **argv,
 	return 0;
 }
 
+/* The perc.* keys that go together (docs/config.md). */
+static int validate_perc(const struct cv_config *cfg, char *err, size_t errlen)
+{
+	bool kd = cfg->v[CV_CFGK_PERC_KD_PORT].i != 0;
+	bool cert = cfg->v[CV_CFGK_PERC_CERT_FILE].s[0] != '\0';
+
+	if (cert != (cfg->v[CV_CFGK_PERC_KEY_FILE].s[0] != '\0')) {
+		msgf(err, errlen,
+		     "perc.cert_file and perc.key_file go together");
+		return -EINVAL;
+	}
+	if (kd && !cfg->v[CV_CFGK_PERC_KD_FINGERPRINT].s[0]) {
+		msgf(err, errlen, "perc.kd_port needs perc.kd_fingerprint");
+		return -EINVAL;
+	}
+	if (kd && !cert && !cfg->v[CV_CFGK_DEV].b) {
+		msgf(err, errlen,
+		     "perc.kd_port needs perc.cert_file and perc.key_file "
+		     "(or --dev)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cv_config_validate(const struct cv_config *cfg, char *err, size_t errlen)
 {
 	bool secret = cfg->v[CV_CFGK_TOKEN_SECRET].s[0] != '\0';
@@ -913,5 +1010,5 @@ int cv_config_validate(const struct cv_config *cfg, char *err, size_t errlen)
 		     "dtls.cert_file and dtls.key_file go together");
 		return -EINVAL;
 	}
-	return 0;
+	return validate_perc(cfg, err, errlen);
 }

@@ -491,8 +491,12 @@ int cv_tunnel_tls_ctx_new(SSL_CTX **out, bool server, const char *cert_file,
 	/* A peer that vanishes without close_notify is a lost connection
 	 * (-ECONNRESET), not a protocol error: TunnelMessage framing already
 	 * detects a cut message. */
+	/* CLEANSE_PLAINTEXT: MediaKeys arrives as TLS plaintext; OpenSSL
+	 * wipes its read buffer once we have read it, so no copy of a hop
+	 * key outlives the message in the library's buffers. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_IGNORE_UNEXPECTED_EOF);
+					 SSL_OP_IGNORE_UNEXPECTED_EOF |
+					 SSL_OP_CLEANSE_PLAINTEXT);
 	ERR_clear_error();
 	*out = ctx;
 	return 0;

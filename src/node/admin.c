@@ -19,13 +19,21 @@
 #include "conclave/ws_server.h"
 #include "src/node/admin.h"
 #include "src/node/node_priv.h"
+#include "src/node/relay.h"
 
-/* One exported figure: a field of struct cv_switch_stats summed over the
- * workers, or of struct cv_ws_stats. */
+/* Where a figure comes from. */
+enum figure_src {
+	FIG_SWITCH, /* a field of struct cv_switch_stats, summed */
+	FIG_WS,	    /* a field of struct cv_ws_stats */
+	FIG_RELAY,  /* a field of struct cv_relay_stats */
+	FIG_NODE,   /* a field of struct node_stats (under node->lock) */
+};
+
+/* One exported figure. */
 struct figure {
 	struct cv_node *node;
 	size_t offset;
-	bool ws; /* from the WebSocket server instead of the switches */
+	enum figure_src src;
 };
 
 static double switch_sum(struct cv_node *n, size_t offset)
@@ -45,10 +53,27 @@ static double switch_sum(struct cv_node *n, size_t offset)
 	return sum;
 }
 
+static double node_value(struct cv_node *n, enum figure_src src, size_t offset)
+{
+	uint64_t v = 0;
+	pthread_mutex_lock(&n->lock);
+	if (src == FIG_NODE) {
+		v = *(const uint64_t *)((const char *)&n->stats + offset);
+	} else if (n->relay) {
+		struct cv_relay_stats st;
+		cv_relay_get_stats(n->relay, &st);
+		v = *(const uint64_t *)((const char *)&st + offset);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return (double)v;
+}
+
 static double figure_value(void *arg)
 {
 	struct figure *f = arg;
-	if (f->ws) {
+	if (f->src == FIG_NODE || f->src == FIG_RELAY)
+		return node_value(f->node, f->src, f->offset);
+	if (f->src == FIG_WS) {
 		struct cv_ws_stats st;
 		if (!f->node->ws)
 			return 0;
@@ -60,7 +85,7 @@ static double figure_value(void *arg)
 }
 
 static int add_figure(struct cv_admin *a, const char *name, const char *help,
-		      size_t offset, bool ws,
+		      size_t offset, enum figure_src src,
 		      const struct cv_metric_label *labels)
 {
 	if (a->n_figures == CV_ADMIN_MAX_FIGURES)
@@ -70,7 +95,7 @@ static int add_figure(struct cv_admin *a, const char *name, const char *help,
 		return -ENOMEM;
 	f->node = a->node;
 	f->offset = offset;
-	f->ws = ws;
+	f->src = src;
 	a->figures[a->n_figures++] = f;
 	/* By Prometheus convention, *_total names are counters. */
 	size_t len = strlen(name);
@@ -81,8 +106,10 @@ static int add_figure(struct cv_admin *a, const char *name, const char *help,
 				   f);
 }
 
-#define SW(field) offsetof(struct cv_switch_stats, field)
-#define WS(field) offsetof(struct cv_ws_stats, field)
+#define SW(field) FIG_SWITCH, offsetof(struct cv_switch_stats, field)
+#define WS(field) FIG_WS, offsetof(struct cv_ws_stats, field)
+#define RL(field) FIG_RELAY, offsetof(struct cv_relay_stats, field)
+#define ND(field) FIG_NODE, offsetof(struct node_stats, field)
 
 int cv_admin_init(struct cv_admin *a, struct cv_node *node)
 {
@@ -95,66 +122,85 @@ int cv_admin_init(struct cv_admin *a, struct cv_node *node)
 		err = add_figure(
 			a, "conclave_dropped_datagrams_total",
 			"Datagrams dropped on the packet path, by reason",
-			SW(drops) + (size_t)i * sizeof(uint64_t), false,
+			offsetof(struct cv_switch_stats, drops) +
+				(size_t)i * sizeof(uint64_t),
+			FIG_SWITCH,
 			CV_LABELS({"reason", cv_drop_name((enum cv_drop)i)}));
 	struct {
 		const char *name, *help;
+		enum figure_src src;
 		size_t off;
-		bool ws;
 	} figs[] = {
 		{"conclave_rx_datagrams_total", "UDP datagrams received",
-		 SW(rx_datagrams), false},
-		{"conclave_rx_bytes_total", "UDP bytes received", SW(rx_bytes),
-		 false},
+		 SW(rx_datagrams)},
+		{"conclave_rx_bytes_total", "UDP bytes received", SW(rx_bytes)},
 		{"conclave_tx_datagrams_total", "UDP datagrams sent",
-		 SW(tx_datagrams), false},
-		{"conclave_tx_bytes_total", "UDP bytes sent", SW(tx_bytes),
-		 false},
+		 SW(tx_datagrams)},
+		{"conclave_tx_bytes_total", "UDP bytes sent", SW(tx_bytes)},
 		{"conclave_rtp_received_total",
-		 "RTP packets accepted from publishers", SW(rtp_in), false},
+		 "RTP packets accepted from publishers", SW(rtp_in)},
 		{"conclave_rtp_forwarded_total",
-		 "RTP packets sent to subscribers", SW(rtp_forwarded), false},
+		 "RTP packets sent to subscribers", SW(rtp_forwarded)},
 		{"conclave_rtcp_received_total", "RTCP compounds received",
-		 SW(rtcp_in), false},
+		 SW(rtcp_in)},
 		{"conclave_nack_received_total",
-		 "Sequence numbers NACKed by subscribers", SW(nack_received),
-		 false},
+		 "Sequence numbers NACKed by subscribers", SW(nack_received)},
 		{"conclave_retransmitted_total",
-		 "Packets re-sent from the NACK cache", SW(rtx_sent), false},
+		 "Packets re-sent from the NACK cache", SW(rtx_sent)},
 		{"conclave_pli_sent_total", "PLIs sent to publishers",
-		 SW(pli_sent), false},
+		 SW(pli_sent)},
 		{"conclave_retransmissions_suppressed_total",
 		 "NACKed packets not resent: over a subscriber's budget or "
 		 "resent moments ago",
-		 SW(rtx_suppressed), false},
+		 SW(rtx_suppressed)},
 		{"conclave_nack_sent_total",
-		 "Sequence numbers NACKed to publishers", SW(nack_sent), false},
+		 "Sequence numbers NACKed to publishers", SW(nack_sent)},
 		{"conclave_rtx_recovered_total",
 		 "Packets recovered from publishers' RTX streams",
-		 SW(rtx_recovered), false},
+		 SW(rtx_recovered)},
 		{"conclave_stun_answered_total", "ICE checks answered",
-		 SW(stun_answered), false},
+		 SW(stun_answered)},
 		{"conclave_transports", "Transports on the media plane",
-		 SW(transports), false},
+		 SW(transports)},
 		{"conclave_ws_messages_total",
-		 "Valid signaling messages received", WS(messages_in), true},
+		 "Valid signaling messages received", WS(messages_in)},
 		{"conclave_ws_bad_messages_total",
-		 "Signaling messages refused as malformed", WS(bad_message),
-		 true},
+		 "Signaling messages refused as malformed", WS(bad_message)},
 		{"conclave_ws_too_big_total",
-		 "Signaling frames over the size limit", WS(too_big), true},
+		 "Signaling frames over the size limit", WS(too_big)},
 		{"conclave_ws_rate_limited_total",
 		 "Signaling messages dropped by the rate limit",
-		 WS(rate_limited), true},
+		 WS(rate_limited)},
 		{"conclave_ws_overflow_closed_total",
 		 "Connections closed for a full output queue",
-		 WS(overflow_closed), true},
+		 WS(overflow_closed)},
 		{"conclave_ws_connections", "Open signaling connections",
-		 WS(connections_open), true},
+		 WS(connections_open)},
+		{"conclave_perc_forwarded_total",
+		 "Perc RTP packets sent to subscribers (hop transform)",
+		 SW(perc_forwarded)},
+		{"conclave_perc_repairs_total",
+		 "Perc packets resent in repair mode", SW(perc_repairs)},
+		{"conclave_perc_faults_injected_total",
+		 "Forwarded perc packets a "
+		 "faulty-node test build tampered with (always 0 otherwise)",
+		 SW(perc_faults_injected)},
+		{"conclave_kms_relay_requests_total",
+		 "POST /v1/channel requests relayed to the KMS", RL(requests)},
+		{"conclave_kms_relay_failures_total",
+		 "Relayed requests answered 502 (KMS unreachable or no valid "
+		 "answer in 5 s)",
+		 RL(failures)},
+		{"conclave_kms_relay_refused_total",
+		 "Relay requests refused with 503 (queue full)", RL(refused)},
+		{"conclave_perc_membership_applied_total",
+		 "Two-part membership changes the node applied after the KMS "
+		 "accepted them",
+		 ND(membership_applied)},
 	};
 	for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]) && !err; i++)
 		err = add_figure(a, figs[i].name, figs[i].help, figs[i].off,
-				 figs[i].ws, NULL);
+				 figs[i].src, NULL);
 	return err;
 }
 
@@ -257,10 +303,23 @@ int cv_admin_dev_http(void *arg, const char *path, const char *query,
 		*status = 0; /* not ours: static files or 404 */
 		return 0;
 	}
-	char room[CV_TOKEN_ROOM_MAX + 1], sub[32], token[CV_TOKEN_MAX_BYTES];
+	char room[CV_TOKEN_ROOM_MAX + 1], mode[16], token[CV_TOKEN_MAX_BYTES];
 	uint8_t rnd[8];
 	query_param(query, "room", room, sizeof(room));
+	query_param(query, "mode", mode, sizeof(mode));
 	*ctype = "application/json";
+	struct cv_token_claims c = {
+		.rights = CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE,
+		.exp_s = (int64_t)(cv_clock_wall_ms() / 1000) + 3600,
+		.mode = !strcmp(mode, "perc") ? CV_TOKEN_MODE_PERC
+					      : CV_TOKEN_MODE_FORWARD,
+	};
+	if (mode[0] && strcmp(mode, "perc") && strcmp(mode, "forward")) {
+		*status = 400;
+		*body = strdup("{\"error\":\"bad_mode\"}");
+		*body_len = *body ? strlen(*body) : 0;
+		return *body ? 0 : -ENOMEM;
+	}
 	if (!cv_room_name_valid(room, strlen(room))) {
 		*status = 400;
 		*body = strdup("{\"error\":\"bad_room\"}");
@@ -268,16 +327,16 @@ int cv_admin_dev_http(void *arg, const char *path, const char *query,
 		return *body ? 0 : -ENOMEM;
 	}
 	RAND_bytes(rnd, sizeof(rnd));
-	snprintf(sub, sizeof(sub), "dev-%02x%02x%02x%02x%02x%02x%02x%02x",
+	snprintf(c.sub, sizeof(c.sub), "dev-%02x%02x%02x%02x%02x%02x%02x%02x",
 		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6],
 		 rnd[7]);
-	int64_t exp = (int64_t)(cv_clock_wall_ms() / 1000) + 3600;
-	int err = cv_token_issue(n->token_key, n->token_key_len, sub, room,
-				 CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE, exp,
-				 token, sizeof(token));
+	snprintf(c.room, sizeof(c.room), "%s", room);
+	int err = cv_token_issue_claims(n->token_key, n->token_key_len, &c,
+					token, sizeof(token));
 	if (err)
 		return err;
-	json_t *doc = json_pack("{s:s}", "token", token);
+	/* The subject too: a perc client needs it for its KMS token. */
+	json_t *doc = json_pack("{s:s, s:s}", "token", token, "sub", c.sub);
 	*body = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	*status = 200;

@@ -38,6 +38,7 @@
 #include "conclave/ws_server.h"
 #include "src/node/node.h"
 #include "src/node/node_priv.h"
+#include "src/node/relay.h"
 
 /* ---- ids and small helpers ---- */
 
@@ -210,6 +211,13 @@ static void slot_assign(struct participant *p, struct track *t)
 	}
 	s->track = t;
 	s->subscribed = false;
+	if (p->room->mode == CV_TOKEN_MODE_PERC) {
+		/* RFC 8871: the SSRC is part of what the endpoints protect
+		 * end to end; the subscriber sees the publisher's own. */
+		s->ssrc = t->ssrc;
+		s->rtx_ssrc = 0;
+		return;
+	}
 	s->ssrc = random_u32();
 	do
 		s->rtx_ssrc = random_u32();
@@ -262,6 +270,10 @@ static void fill_local(struct cv_node *n, struct room *r,
 	l->candidates[0].port = (uint16_t)(n->port_base + r->worker);
 	l->n_candidates = 1;
 	l->session_id = n->session_id;
+	/* Perc: the endpoint is the DTLS client of the KD, through us. */
+	l->perc = r->mode == CV_TOKEN_MODE_PERC;
+	if (l->perc)
+		l->setup = CV_SDP_SETUP_PASSIVE;
 }
 
 /*
@@ -385,6 +397,7 @@ static void track_add(struct cv_node *n, struct participant *p,
 	t->rtx_pt = ml->rtx_pt;
 	t->clock_rate = ml->clock_rate;
 	t->channels = ml->channels;
+	t->ssrc = ml->ssrc;
 	t->next = r->tracks;
 	r->tracks = t;
 
@@ -440,8 +453,50 @@ static void participant_remove(struct cv_node *n, struct participant *p)
 	       p->log_id);
 	memset(&p->pub_creds, 0, sizeof(p->pub_creds));
 	memset(&p->sub_creds, 0, sizeof(p->sub_creds));
+	OPENSSL_cleanse(p->sub, sizeof(p->sub));
 	free(p);
 	room_free_if_empty(n, r);
+}
+
+void cv_node_apply_membership(struct cv_node *n,
+			      const struct cv_relay_core *core)
+{
+	n->stats.membership_applied++;
+	if (core->op == CV_RELAY_OP_ADD) {
+		cv_node_allow(n, core->room, core->member);
+		cv_log(CV_LOG_INFO, CV_LOG_NODE,
+		       "perc: member added through the relay");
+		return;
+	}
+	cv_node_deny(n, core->room, core->member);
+	struct room *r = room_find(n, core->room);
+	if (!r || r->mode != CV_TOKEN_MODE_PERC)
+		return;
+	char log_id[sizeof(r->log_id)];
+	memcpy(log_id, r->log_id, sizeof(log_id));
+	unsigned removed = 0;
+	struct participant *q = r->members;
+	while (r && q) {
+		struct participant *next = q->next_in_room;
+		if (strcmp(q->sub, core->member) == 0) {
+			uint64_t conn = q->conn_id;
+			send_json(n, conn, cv_msg_removed());
+			/* The room goes with its last member. */
+			if (r->n_members == 1)
+				r = NULL;
+			participant_remove(n, q);
+			if (n->ws)
+				cv_ws_close(n->ws, conn, 4001);
+			removed++;
+		}
+		q = next;
+	}
+	/* The KMS rotated the room key: whoever is left fetches it. */
+	if (r)
+		broadcast(n, r, NULL, cv_msg_rekey());
+	cv_log(CV_LOG_INFO, CV_LOG_NODE,
+	       "perc: member removed through the relay (room=%s closed=%u)",
+	       log_id, removed);
 }
 
 static struct participant *participant_by_transport(struct cv_node *n,
@@ -455,6 +510,84 @@ static struct participant *participant_by_transport(struct cv_node *n,
 }
 
 /* ---- client messages ---- */
+
+/*
+ * docs/protocol.md "Perc rooms": a sub removed through the relay stays
+ * out; the first join fixes the room's mode; a perc join needs perc on
+ * and the KD link of the room's worker up (else it fails at once).
+ */
+static bool join_mode_ok(struct cv_node *n, uint64_t conn,
+			 const struct cv_msg *m,
+			 const struct cv_token_claims *c, const struct room *r)
+{
+	const char *code = NULL, *text = NULL;
+	if (cv_node_denied(n, m->join.room, c->sub)) {
+		code = "forbidden";
+		text = "removed from this room";
+	} else if (r && r->mode != c->mode) {
+		code = "wrong_mode";
+		text = r->mode == CV_TOKEN_MODE_PERC ? "the room is a perc room"
+						     : "the room is not a perc "
+						       "room";
+	} else if (c->mode == CV_TOKEN_MODE_PERC && !n->perc) {
+		code = "unsupported";
+		text = "perc rooms are off on this node";
+	} else if (c->mode == CV_TOKEN_MODE_PERC &&
+		   !cv_node_kd_up(n, r ? r->worker : least_loaded_worker(n))) {
+		code = "kms_unavailable";
+		text = "the key distributor cannot be reached";
+	}
+	if (!code)
+		return true;
+	n->stats.joins_refused++;
+	send_error(n, conn, m->id, code, text);
+	return false;
+}
+
+static void assoc_hex(const struct cv_tunnel_assoc_id *a, char out[33])
+{
+	for (size_t i = 0; i < sizeof(a->b); i++)
+		snprintf(out + 2 * i, 3, "%02x", a->b[i]);
+}
+
+/* The `joined` reply: everyone else, every track, perc association ids. */
+static void send_joined(struct cv_node *n, uint64_t conn,
+			const struct cv_msg *m, struct participant *p)
+{
+	struct room *r = p->room;
+	size_t np = 0, nt = 0;
+	for (struct track *t = r->tracks; t; t = t->next)
+		nt++;
+	struct cv_msg_participant *parts = calloc(r->n_members, sizeof(*parts));
+	struct cv_msg_track_info *tracks = calloc(nt + 1, sizeof(*tracks));
+	nt = 0;
+	for (struct participant *q = r->members; parts && q;
+	     q = q->next_in_room) {
+		if (q == p)
+			continue;
+		parts[np].id = q->id;
+		parts[np].name = q->name[0] ? q->name : NULL;
+		np++;
+	}
+	for (struct track *t = r->tracks; tracks && t; t = t->next)
+		tracks[nt++] = track_info(t);
+	char pub[33], sub[33];
+	assoc_hex(&p->pub_assoc, pub);
+	assoc_hex(&p->sub_assoc, sub);
+	struct cv_msg_perc_assoc perc = {pub, sub};
+	if (parts && tracks)
+		send_json(n, conn,
+			  r->mode == CV_TOKEN_MODE_PERC
+				  ? cv_msg_joined_perc(m->id, p->id, r->name,
+						       parts, np, tracks, nt,
+						       &perc)
+				  : cv_msg_joined(m->id, p->id, r->name, parts,
+						  np, tracks, nt));
+	else
+		send_error(n, conn, m->id, "internal", "out of memory");
+	free(parts);
+	free(tracks);
+}
 
 static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 {
@@ -485,6 +618,8 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 		return;
 	}
 	struct room *r = room_find(n, m->join.room);
+	if (!join_mode_ok(n, conn, m, &claims, r))
+		return;
 	if (r && r->n_members >= n->max_participants) {
 		send_error(n, conn, m->id, "room_full", "the room is full");
 		return;
@@ -500,10 +635,21 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 		send_error(n, conn, m->id, "internal", "out of memory");
 		return;
 	}
+	if (!r->members)
+		r->mode = claims.mode;
+	if (r->mode == CV_TOKEN_MODE_PERC &&
+	    (cv_dtls_tunnel_new_assoc_id(&p->pub_assoc) ||
+	     cv_dtls_tunnel_new_assoc_id(&p->sub_assoc))) {
+		free(p);
+		room_free_if_empty(n, r);
+		send_error(n, conn, m->id, "internal", "no association id");
+		return;
+	}
 	pending_remove(n, conn);
 	p->conn_id = conn;
 	p->room = r;
 	p->rights = claims.rights;
+	snprintf(p->sub, sizeof(p->sub), "%s", claims.sub);
 	random_id(p->id, sizeof(p->id), 'p');
 	cv_log_obfuscate(claims.sub, strlen(claims.sub), p->log_id);
 	snprintf(p->name, sizeof(p->name), "%s",
@@ -513,32 +659,8 @@ static void on_join(struct cv_node *n, uint64_t conn, const struct cv_msg *m)
 	r->n_members++;
 	room_worker(n, r)->participants++;
 	n->stats.joins++;
-
-	/* The joined reply lists everyone else and every track. */
-	size_t np = 0, nt = 0;
-	for (struct track *t = r->tracks; t; t = t->next)
-		nt++;
-	struct cv_msg_participant *parts = calloc(r->n_members, sizeof(*parts));
-	struct cv_msg_track_info *tracks = calloc(nt + 1, sizeof(*tracks));
-	nt = 0;
-	for (struct participant *q = r->members; parts && q;
-	     q = q->next_in_room) {
-		if (q == p)
-			continue;
-		parts[np].id = q->id;
-		parts[np].name = q->name[0] ? q->name : NULL;
-		np++;
-	}
-	for (struct track *t = r->tracks; tracks && t; t = t->next)
-		tracks[nt++] = track_info(t);
-	if (parts && tracks)
-		send_json(n, conn,
-			  cv_msg_joined(m->id, p->id, r->name, parts, np,
-					tracks, nt));
-	else
-		send_error(n, conn, m->id, "internal", "out of memory");
-	free(parts);
-	free(tracks);
+	OPENSSL_cleanse(&claims, sizeof(claims));
+	send_joined(n, conn, m, p);
 	struct cv_msg_participant me = {.id = p->id,
 					.name = p->name[0] ? p->name : NULL};
 	broadcast(n, r, p, cv_msg_participant_joined(&me));
@@ -568,6 +690,28 @@ static int fill_transport_spec(struct cv_transport_spec *spec, uint64_t id,
 					i ? ":%02X" : "%02X", fp[i]);
 	return cv_dtls_fingerprint_parse(&spec->remote_fp, fpstr,
 					 strlen(fpstr));
+}
+
+/* Perc: DTLS is tunnelled to the KD under this transport's association
+ * id (the endpoint registered its certificate for it at the KMS); the
+ * node is the server and the offered fingerprint is not ours to check. */
+static void perc_transport_spec(struct cv_transport_spec *spec,
+				const struct cv_tunnel_assoc_id *assoc)
+{
+	spec->perc = true;
+	spec->assoc = *assoc;
+	spec->dtls_role = CV_DTLS_ROLE_SERVER;
+}
+
+/* Perc: the SSRC is the stream's name end to end, so two publishers of
+ * one room may not announce the same one. */
+static bool ssrc_taken(const struct room *r, const struct participant *p,
+		       uint32_t ssrc)
+{
+	for (const struct track *t = r->tracks; t; t = t->next)
+		if (t->ssrc == ssrc && !(t->owner == p))
+			return true;
+	return false;
 }
 
 /*
@@ -661,6 +805,22 @@ static void on_publish(struct cv_node *n, struct participant *p,
 		free(answer);
 		return;
 	}
+	bool perc = p->room->mode == CV_TOKEN_MODE_PERC;
+	if (perc)
+		perc_transport_spec(&spec, &p->pub_assoc);
+	for (size_t i = 0; perc && i < res->n_mlines; i++) {
+		const struct cv_sdp_pub_mline *ml = &res->mlines[i];
+		if (ml->accepted && ml->dir == CV_SDP_DIR_RECVONLY &&
+		    !track_by_mid(p, ml->mid) &&
+		    ssrc_taken(p->room, p, ml->ssrc)) {
+			memset(&spec, 0, sizeof(spec));
+			send_error(n, conn, m->id, "bad_sdp",
+				   "an a=ssrc is in use in this room");
+			free(res);
+			free(answer);
+			return;
+		}
+	}
 	if (first) {
 		p->pub_transport = spec.id;
 		cv_switch_cmd_add_transport(w, &spec);
@@ -715,6 +875,9 @@ static void subscribe_slots(struct cv_node *n, struct participant *p,
 		}
 		cv_switch_cmd_subscribe(w, &spec);
 		s->subscribed = true;
+		if (s->track->muted && p->room->mode == CV_TOKEN_MODE_PERC)
+			cv_switch_cmd_pause(w, s->track->num, p->sub_transport,
+					    true);
 	}
 }
 
@@ -750,6 +913,15 @@ static void on_subscribe_answer(struct cv_node *n, struct participant *p,
 		free(res);
 		return;
 	}
+	bool perc = p->room->mode == CV_TOKEN_MODE_PERC;
+	/* RFC 8842 5.3: our offer said passive, so the answer is active. */
+	if (perc && res->n_mlines && res->fp_len &&
+	    res->remote_setup != CV_SDP_SETUP_ACTIVE) {
+		send_error(n, conn, m->id, "bad_sdp",
+			   "a perc answer must be a=setup:active");
+		free(res);
+		return;
+	}
 	if (!p->sub_transport) {
 		struct cv_transport_spec spec;
 		if (fill_transport_spec(
@@ -761,6 +933,8 @@ static void on_subscribe_answer(struct cv_node *n, struct participant *p,
 			free(res);
 			return;
 		}
+		if (perc)
+			perc_transport_spec(&spec, &p->sub_assoc);
 		p->sub_transport = spec.id;
 		cv_switch_cmd_add_transport(worker_of(n, p->room), &spec);
 		memset(&spec, 0, sizeof(spec));
@@ -771,6 +945,23 @@ static void on_subscribe_answer(struct cv_node *n, struct participant *p,
 	send_json(n, conn, cv_msg_ok(m->id));
 	if (p->sub_dirty)
 		renegotiate(n, p);
+}
+
+/*
+ * Perc rooms: a muted track is not forwarded at all (the switch pauses
+ * each subscription), and on unmute the subscriber's SEQ continues
+ * without a gap, the original recorded in the OHB (RFC 8723 section 4).
+ */
+static void pause_track(struct cv_node *n, const struct track *t)
+{
+	struct room *r = t->owner->room;
+	if (r->mode != CV_TOKEN_MODE_PERC)
+		return;
+	for (struct participant *q = r->members; q; q = q->next_in_room)
+		for (size_t i = 0; i < q->n_slots; i++)
+			if (q->slots[i].track == t && q->slots[i].subscribed)
+				cv_switch_cmd_pause(worker_of(n, r), t->num,
+						    q->sub_transport, t->muted);
 }
 
 static void on_simple(struct cv_node *n, struct participant *p,
@@ -795,6 +986,7 @@ static void on_simple(struct cv_node *n, struct participant *p,
 			break;
 		}
 		t->muted = m->mute.muted;
+		pause_track(n, t);
 		broadcast(n, p->room, p, cv_msg_track_muted(t->id, t->muted));
 		send_json(n, p->conn_id, cv_msg_ok(m->id));
 		break;
@@ -969,7 +1161,12 @@ static void worker_started(struct cv_worker *w, void *arg)
 		.pli_min_interval_ms = (uint32_t)cv_config_ms(
 			n->cfg, CV_CFG_SWITCH_PLI_MIN_INTERVAL_MS),
 		.events = {.transport_state = on_transport_state, .arg = n},
+		/* Each worker's switch has its own link to the KD. */
+		.kd = n->perc ? &n->kd : NULL,
 	};
+	const char *fault = cv_config_str(n->cfg, CV_CFG_PERC_FAULT);
+	if (fault[0])
+		cfg.perc_fault = fault;
 	struct cv_switch *sw = NULL;
 	int err = cv_switch_create(&sw, w, &cfg);
 	cv_log_set_context((int)i, NULL, NULL);
@@ -1121,6 +1318,13 @@ static int start_signaling(struct cv_node *n)
 		.on_close = ws_on_close,
 		.http = dev ? cv_admin_dev_http : NULL,
 		.admin_http = cv_admin_http,
+		/* The client-KMS channel relay (perc.c); the header order is
+		 * what cv_node_on_post reads. */
+		.post_path = "/v1/channel",
+		.post_max_bytes = CV_RELAY_BODY_MAX,
+		.post_headers = {"conclave-core", "conclave-op",
+				 "conclave-member"},
+		.on_post = cv_node_on_post,
 		.arg = n,
 	};
 	if (!wc.web_root[0])
@@ -1194,8 +1398,10 @@ int cv_node_start(struct cv_node **out, const struct cv_config *cfg)
 		goto fail;
 	}
 	if ((err = announce_address(n)) || (err = load_certificate(n)) ||
+	    (err = cv_node_perc_init(n)) ||
 	    (err = cv_admin_init(&n->admin, n)) || (err = start_control(n)) ||
-	    (err = start_workers(n)) || (err = start_signaling(n))) {
+	    (err = start_workers(n)) || (err = cv_node_relay_start(n)) ||
+	    (err = start_signaling(n))) {
 		cv_log(CV_LOG_ERROR, CV_LOG_NODE, "start failed: %s",
 		       cv_strerror(err));
 		goto fail;
@@ -1238,7 +1444,9 @@ void cv_node_stop(struct cv_node *n)
 {
 	if (!n)
 		return;
-	/* Signaling first: no more messages, then the media plane. */
+	/* The relay first (its pending answers still go out), then
+	 * signaling: no more messages, then the media plane. */
+	cv_node_perc_stop(n);
 	if (n->ws)
 		cv_ws_server_stop(n->ws);
 	pthread_mutex_lock(&n->lock);

@@ -1,8 +1,9 @@
 /*
  * Client-KMS channel fuzz target (kms/proto/kms_proto.h): the outer
  * framing every relay and the KMS parse first, then the plaintexts the
- * KMS reads after decryption (the request, the hello body) and the client
- * reads (the response), and the KMS token verifier. Whatever parses must
+ * KMS reads after decryption (the request, REGISTER_ENDPOINT's included,
+ * the hello body) and the client reads (the response, with the Key
+ * Distributor's fingerprint), and the KMS token verifier. Whatever parses must
  * lie inside the input and re-encode to the same octets.
  */
 #include <stdlib.h>
@@ -76,6 +77,13 @@ static void plaintexts(const uint8_t *data, size_t size)
 		require(inside(q.room, q.room_len, data, size));
 		require(q.member_len == 0 ||
 			inside(q.member, q.member_len, data, size));
+		/* REGISTER_ENDPOINT's id and fingerprint, and nothing
+		 * else's. */
+		require((q.op == CV_KMS_OP_REGISTER_ENDPOINT) ==
+			(q.assoc != NULL && q.fp != NULL));
+		require(!q.assoc ||
+			(inside(q.assoc, CV_KMS_ASSOC_BYTES, data, size) &&
+			 inside(q.fp, CV_KMS_FP_BYTES, data, size)));
 		int w = cv_kms_req_write(out, sizeof(out), &q);
 		require(w == (int)size && memcmp(out, data, size) == 0);
 	}
@@ -87,6 +95,9 @@ static void plaintexts(const uint8_t *data, size_t size)
 	}
 	struct cv_kms_resp r;
 	if (cv_kms_resp_parse(data, size, &r) == 0) {
+		require(r.kd_fp_len == 0 || r.kd_fp_len == CV_KMS_FP_BYTES);
+		require(!r.kd_fp_len ||
+			inside(r.kd_fp, r.kd_fp_len, data, size));
 		int w = cv_kms_resp_write(out, sizeof(out), &r);
 		require(w == (int)size && memcmp(out, data, size) == 0);
 	}

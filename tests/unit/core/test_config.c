@@ -457,6 +457,85 @@ static void test_validate(void)
 	cv_config_destroy(cfg);
 }
 
+#define FP32                                                                   \
+	"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:"   \
+	"67:89:AB:CD:EF:01:23:45:67:89"
+
+/* perc.*: defaults (perc off, no relay), value checks, what goes together. */
+static void test_perc(void)
+{
+	struct cv_config *cfg = fresh();
+	char err[256];
+
+	CV_CHECK_INT(cv_config_int(cfg, CV_CFG_PERC_KD_PORT), 0);
+	CV_CHECK_INT(cv_config_int(cfg, CV_CFG_PERC_KMS_PORT), 0);
+	CV_CHECK_STR(cv_config_str(cfg, CV_CFG_PERC_KD_ADDRESS), "127.0.0.1");
+	CV_CHECK_STR(cv_config_str(cfg, CV_CFG_PERC_KMS_ADDRESS), "127.0.0.1");
+	CV_CHECK_STR(cv_config_str(cfg, CV_CFG_PERC_KD_FINGERPRINT), "");
+	CV_CHECK_STR(cv_config_str(cfg, CV_CFG_PERC_FAULT), "");
+
+	CV_CHECK_INT(cv_config_set(cfg, "perc.kd_address", "kms.example", err,
+				   sizeof(err)),
+		     -EINVAL);
+	CV_CHECK_INT(
+		cv_config_set(cfg, "perc.kd_address", "::1", err, sizeof(err)),
+		0);
+	CV_CHECK_INT(
+		cv_config_set(cfg, "perc.kd_port", "65536", err, sizeof(err)),
+		-EINVAL);
+	CV_CHECK_INT(
+		cv_config_set(cfg, "perc.kms_port", "-1", err, sizeof(err)),
+		-EINVAL);
+	static const char *bad_fp[] = {
+		"AB:CD",
+		"sha-1 " FP32,
+		"sha-256 " FP32 ":00",
+		"sha-256 " FP32 " ",
+		"sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:"
+		"EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:8G",
+		"sha-256 ABCD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:"
+		"EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:00",
+	};
+	for (size_t i = 0; i < sizeof(bad_fp) / sizeof(bad_fp[0]); i++)
+		CV_CHECK_INT(cv_config_set(cfg, "perc.kd_fingerprint",
+					   bad_fp[i], err, sizeof(err)),
+			     -EINVAL);
+	CV_CHECK_STR(cv_config_str(cfg, CV_CFG_PERC_KD_FINGERPRINT), "");
+	CV_CHECK_INT(cv_config_set(cfg, "perc.fault", "seq", err, sizeof(err)),
+		     -EINVAL);
+	CV_CHECK_INT(
+		cv_config_set(cfg, "perc.fault", "ekt_move", err, sizeof(err)),
+		0);
+
+	/* Together: kd_port needs the pin, and an identity unless dev. */
+	cv_config_set(cfg, "token.secret", "x", err, sizeof(err));
+	CV_CHECK_INT(cv_config_validate(cfg, err, sizeof(err)), 0);
+	cv_config_set(cfg, "perc.kd_port", "7000", err, sizeof(err));
+	CV_CHECK_INT(cv_config_validate(cfg, err, sizeof(err)), -EINVAL);
+	CV_CHECK(strstr(err, "perc.kd_fingerprint"));
+	CV_CHECK_INT(cv_config_set(cfg, "perc.kd_fingerprint", "sha-256 " FP32,
+				   err, sizeof(err)),
+		     0);
+	CV_CHECK_INT(cv_config_validate(cfg, err, sizeof(err)), -EINVAL);
+	CV_CHECK(strstr(err, "perc.cert_file"));
+	cv_config_set(cfg, "dev", "true", err, sizeof(err));
+	CV_CHECK_INT(cv_config_validate(cfg, err, sizeof(err)), 0);
+	cv_config_set(cfg, "dev", "false", err, sizeof(err));
+	cv_config_set(cfg, "perc.cert_file", "/n.pem", err, sizeof(err));
+	CV_CHECK_INT(cv_config_validate(cfg, err, sizeof(err)), -EINVAL);
+	CV_CHECK(strstr(err, "go together"));
+	cv_config_set(cfg, "perc.key_file", "/n.key", err, sizeof(err));
+	CV_CHECK_INT(cv_config_validate(cfg, err, sizeof(err)), 0);
+	/* Lower-case hex is accepted too (the pin is parsed later). */
+	CV_CHECK_INT(cv_config_set(cfg, "perc.kd_fingerprint",
+				   "SHA-256 ab:cd:ef:01:23:45:67:89:ab:cd:ef:"
+				   "01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:"
+				   "cd:ef:01:23:45:67:89",
+				   err, sizeof(err)),
+		     0);
+	cv_config_destroy(cfg);
+}
+
 static void dump_to(FILE *f, void *arg)
 {
 	cv_config_dump(arg, f);
@@ -593,6 +672,7 @@ int main(int argc, char **argv)
 	test_load_file();
 	test_args();
 	test_validate();
+	test_perc();
 	test_dump();
 	if (argc > 1)
 		test_docs(argv[1]);

@@ -170,7 +170,7 @@ static void test_bodies(void)
 		CV_CHECK(cv_kms_req_parse(buf, (size_t)i, &p) != 0);
 	CV_CHECK_INT(cv_kms_req_parse(buf, (size_t)n + 1, &p), CV_EPARSE);
 	/* Malformed fields, patched into the valid encoding. */
-	uint8_t bad[64];
+	uint8_t bad[128];
 	memcpy(bad, buf, (size_t)n);
 	bad[0] = 0;
 	CV_CHECK_INT(cv_kms_req_parse(bad, (size_t)n, &p), CV_EPARSE);
@@ -194,6 +194,46 @@ static void test_bodies(void)
 	q.room_len = 0;
 	CV_CHECK_INT(cv_kms_req_write(buf, sizeof(buf), &q), -EINVAL);
 
+	/* REGISTER_ENDPOINT: association id and fingerprint after the
+	 * (empty) member; nothing more, nothing less. */
+	uint8_t assoc[CV_KMS_ASSOC_BYTES], fp[CV_KMS_FP_BYTES];
+	for (size_t i = 0; i < sizeof(assoc); i++)
+		assoc[i] = (uint8_t)(0xa0 + i);
+	for (size_t i = 0; i < sizeof(fp); i++)
+		fp[i] = (uint8_t)(0x10 + i);
+	q.op = CV_KMS_OP_REGISTER_ENDPOINT;
+	q.room_len = 18;
+	q.member_len = 0;
+	q.assoc = assoc;
+	q.fp = fp;
+	n = cv_kms_req_write(buf, sizeof(buf), &q);
+	CV_CHECK_INT(n, 1 + 8 + 1 + 18 + 1 + 16 + 32);
+	CV_CHECK_INT(cv_kms_req_parse(buf, (size_t)n, &p), 0);
+	CV_CHECK_INT(p.op, CV_KMS_OP_REGISTER_ENDPOINT);
+	CV_CHECK(p.assoc == buf + 29 && p.fp == buf + 45);
+	CV_CHECK_MEM(p.assoc, assoc, sizeof(assoc));
+	CV_CHECK_MEM(p.fp, fp, sizeof(fp));
+	for (int i = 0; i < n; i++)
+		CV_CHECK(cv_kms_req_parse(buf, (size_t)i, &p) != 0);
+	CV_CHECK_INT(cv_kms_req_parse(buf, (size_t)n + 1, &p), CV_EPARSE);
+	/* The same 48 octets after another op: trailing bytes. */
+	memcpy(bad, buf, (size_t)n);
+	bad[0] = CV_KMS_OP_GET_KEY;
+	CV_CHECK_INT(cv_kms_req_parse(bad, (size_t)n, &p), CV_EPARSE);
+	CV_CHECK(p.assoc == NULL);
+	/* A member where none belongs. */
+	q.member_len = 5;
+	CV_CHECK_INT(cv_kms_req_write(buf, sizeof(buf), &q), -EINVAL);
+	q.member_len = 0;
+	q.fp = NULL;
+	CV_CHECK_INT(cv_kms_req_write(buf, sizeof(buf), &q), -EINVAL);
+	q.fp = fp;
+	CV_CHECK_INT(cv_kms_req_write(buf, 60, &q), -ENOBUFS);
+	/* An op past the last one. */
+	n = cv_kms_req_write(buf, sizeof(buf), &q);
+	buf[0] = CV_KMS_OP_REGISTER_ENDPOINT + 1;
+	CV_CHECK_INT(cv_kms_req_parse(buf, (size_t)n, &p), CV_EPARSE);
+
 	/* Responses. */
 	uint8_t key[16], salt[12];
 	memset(key, 0x11, sizeof(key));
@@ -211,15 +251,40 @@ static void test_bodies(void)
 				.uri_len = 14},
 			   s;
 	n = cv_kms_resp_write(buf, sizeof(buf), &r);
-	CV_CHECK_INT(n, 8 + 2 + 4 + 2 + 1 + 16 + 1 + 12 + 1 + 14);
+	CV_CHECK_INT(n, 8 + 2 + 4 + 2 + 1 + 16 + 1 + 12 + 1 + 14 + 1);
 	CV_CHECK_INT(cv_kms_resp_parse(buf, (size_t)n, &s), 0);
 	CV_CHECK_INT(s.req_seq, 7);
 	CV_CHECK_INT(s.epoch, 3);
 	CV_CHECK_MEM(s.key, key, 16);
 	CV_CHECK_MEM(s.salt, salt, 12);
 	CV_CHECK_MEM(s.uri, "kms://x/keys/1", 14);
+	CV_CHECK(s.kd_fp == NULL && s.kd_fp_len == 0);
 	for (int i = 0; i < n; i++)
 		CV_CHECK(cv_kms_resp_parse(buf, (size_t)i, &s) != 0);
+	/* With the Key Distributor's fingerprint. */
+	uint8_t kfp[CV_KMS_FP_BYTES];
+	memset(kfp, 0x5c, sizeof(kfp));
+	r.kd_fp = kfp;
+	r.kd_fp_len = sizeof(kfp);
+	n = cv_kms_resp_write(buf, sizeof(buf), &r);
+	CV_CHECK_INT(n, 8 + 2 + 4 + 2 + 1 + 16 + 1 + 12 + 1 + 14 + 1 + 32);
+	CV_CHECK_INT(cv_kms_resp_parse(buf, (size_t)n, &s), 0);
+	CV_CHECK_INT(s.kd_fp_len, 32);
+	CV_CHECK(s.kd_fp == buf + n - 32);
+	CV_CHECK_MEM(s.kd_fp, kfp, 32);
+	for (int i = 0; i < n; i++)
+		CV_CHECK(cv_kms_resp_parse(buf, (size_t)i, &s) != 0);
+	CV_CHECK_INT(cv_kms_resp_parse(buf, (size_t)n + 1, &s), CV_EPARSE);
+	/* Only 0 or 32 octets: a 31-octet fingerprint is refused. */
+	buf[n - 33] = 31;
+	CV_CHECK_INT(cv_kms_resp_parse(buf, (size_t)n - 1, &s), CV_EPARSE);
+	r.kd_fp_len = 20;
+	CV_CHECK_INT(cv_kms_resp_write(buf, sizeof(buf), &r), -EINVAL);
+	r.kd_fp = NULL;
+	r.kd_fp_len = 32;
+	CV_CHECK_INT(cv_kms_resp_write(buf, sizeof(buf), &r), -EINVAL);
+	r.kd_fp_len = 0;
+	n = cv_kms_resp_write(buf, sizeof(buf), &r);
 	memcpy(bad, buf, (size_t)n);
 	bad[14] = 0x80; /* SPI above 15 bits */
 	CV_CHECK_INT(cv_kms_resp_parse(bad, (size_t)n, &s), CV_EPARSE);
@@ -228,6 +293,14 @@ static void test_bodies(void)
 	r.key_len = 16;
 	r.salt_len = 11;
 	CV_CHECK_INT(cv_kms_resp_write(buf, sizeof(buf), &r), -EINVAL);
+	/* REGISTER_ENDPOINT: a success ends after the op. */
+	r.op = CV_KMS_OP_REGISTER_ENDPOINT;
+	n = cv_kms_resp_write(buf, sizeof(buf), &r);
+	CV_CHECK_INT(n, 10);
+	CV_CHECK_INT(cv_kms_resp_parse(buf, (size_t)n, &s), 0);
+	CV_CHECK_INT(s.op, CV_KMS_OP_REGISTER_ENDPOINT);
+	CV_CHECK_INT(s.status, CV_KMS_OK);
+	CV_CHECK_INT(cv_kms_resp_parse(buf, 14, &s), CV_EPARSE);
 	r.op = CV_KMS_OP_REMOVE_MEMBER;
 	n = cv_kms_resp_write(buf, sizeof(buf), &r);
 	CV_CHECK_INT(n, 14);

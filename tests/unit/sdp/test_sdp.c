@@ -946,6 +946,136 @@ static int tool(int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
+/* ---- perc rooms -------------------------------------------------------- */
+
+/* Drops every line of text that starts with prefix (in place). */
+static void drop_lines(char *text, const char *prefix)
+{
+	char *r = text, *w = text;
+	while (*r) {
+		size_t n = strcspn(r, "\n");
+		size_t line = n + (r[n] == '\n');
+		if (strncmp(r, prefix, strlen(prefix)) != 0) {
+			memmove(w, r, line);
+			w += line;
+		}
+		r += line;
+	}
+	*w = '\0';
+}
+
+static int answer_perc(const char *offer_text, struct cv_sdp_publish_result *r,
+		       char **ans)
+{
+	struct cv_sdp_local l = test_local;
+	l.perc = true;
+	struct cv_sdp *offer = parse_str(offer_text);
+	if (!offer)
+		return -1;
+	int rc = cv_sdp_answer_publish(offer, &l, r, ans);
+	cv_sdp_free(offer);
+	return rc;
+}
+
+/* docs/protocol.md "Perc rooms": setup passive, no rtx, a=ssrc required. */
+static void test_perc_publish(void)
+{
+	struct cv_sdp_publish_result r;
+	char *ans = NULL;
+	char *s = edited("chromium_av_offer.sdp", "\r\n", "\r\n");
+	CV_CHECK_INT(answer_perc(s, &r, &ans), 0);
+	CV_CHECK(ans && count(ans, "a=setup:passive\r\n") == 2);
+	CV_CHECK(ans && !strstr(ans, "rtx") && !strstr(ans, "apt="));
+	CV_CHECK(ans && strstr(ans, "m=video 40000 UDP/TLS/RTP/SAVPF 96\r\n"));
+	CV_CHECK_INT(r.local_setup, CV_SDP_SETUP_PASSIVE);
+	CV_CHECK_INT(r.mlines[1].rtx_pt, 0);
+	CV_CHECK_INT(r.mlines[1].rtx_ssrc, 0);
+	CV_CHECK_INT(r.mlines[1].ssrc, 4154914216u);
+	CV_CHECK_INT(r.mlines[0].ssrc, 1510285434u);
+	free(ans);
+	ans = NULL;
+	free(s);
+
+	/* The endpoint must be the DTLS client: an active offer is fine... */
+	s = edited("chromium_av_offer.sdp", "a=setup:actpass",
+		   "a=setup:active");
+	CV_CHECK_INT(answer_perc(s, &r, &ans), 0);
+	CV_CHECK_INT(r.local_setup, CV_SDP_SETUP_PASSIVE);
+	free(ans);
+	ans = NULL;
+	free(s);
+	/* ...a passive one is not (the forward answer would be active). */
+	s = edited("chromium_av_offer.sdp", "a=setup:actpass",
+		   "a=setup:passive");
+	CV_CHECK_INT(answer_perc(s, &r, &ans), CV_EUNSUPP);
+	CV_CHECK(ans == NULL);
+	free(s);
+
+	/* Without a=ssrc the sending m-lines cannot be forwarded. */
+	s = edited("chromium_av_offer.sdp", "\r\n", "\r\n");
+	drop_lines(s, "a=ssrc");
+	CV_CHECK_INT(answer_perc(s, &r, &ans), CV_EPROTO);
+	CV_CHECK(ans == NULL);
+	/* The same offer is fine in a forward room (SSRC learnt from MID). */
+	CV_CHECK_INT(answer_text(s, &r, &ans), 0);
+	CV_CHECK_INT(r.mlines[0].ssrc, 0);
+	free(ans);
+	ans = NULL;
+	/* An m-line that does not send needs no SSRC. */
+	char *t = malloc(strlen(s) * 2 + 16);
+	if (t) {
+		const char *p = s, *q;
+		char *o = t;
+		while ((q = strstr(p, "a=sendonly"))) {
+			memcpy(o, p, (size_t)(q - p));
+			o += q - p;
+			o += sprintf(o, "a=inactive");
+			p = q + strlen("a=sendonly");
+		}
+		strcpy(o, p);
+		CV_CHECK_INT(answer_perc(t, &r, &ans), 0);
+		CV_CHECK_INT(r.mlines[0].dir, CV_SDP_DIR_INACTIVE);
+		free(ans);
+		ans = NULL;
+		free(t);
+	}
+	free(s);
+
+	/* Perc and an active local role contradict each other. */
+	struct cv_sdp *offer = parse_data("chromium_av_offer.sdp");
+	struct cv_sdp_local l = test_local;
+	l.perc = true;
+	l.setup = CV_SDP_SETUP_ACTIVE;
+	CV_CHECK_INT(cv_sdp_answer_publish(offer, &l, &r, &ans), -EINVAL);
+	l.setup = CV_SDP_SETUP_PASSIVE;
+	CV_CHECK_INT(cv_sdp_answer_publish(offer, &l, &r, &ans), 0);
+	free(ans);
+	cv_sdp_free(offer);
+}
+
+static void test_perc_subscribe(void)
+{
+	struct cv_sdp_local l = test_local;
+	l.perc = true;
+	struct cv_sdp_sub_mline ml[2] = {sub_mlines[0], sub_mlines[1]};
+	char *offer = NULL;
+	/* An rtx stream is refused in perc... */
+	CV_CHECK_INT(cv_sdp_offer_subscribe(&l, ml, 2, &offer), -EINVAL);
+	CV_CHECK(offer == NULL);
+	/* ...without it, the offer says passive and keeps the SSRCs given. */
+	ml[1].rtx_pt = 0;
+	ml[1].rtx_ssrc = 0;
+	CV_CHECK_INT(cv_sdp_offer_subscribe(&l, ml, 2, &offer), 0);
+	CV_CHECK(offer && count(offer, "a=setup:passive\r\n") == 2);
+	CV_CHECK(offer && !strstr(offer, "actpass") && !strstr(offer, "rtx"));
+	CV_CHECK(offer && strstr(offer, "a=ssrc:2001 cname:cv-p1\r\n"));
+	struct cv_sdp *sdp = offer ? parse_str(offer) : NULL;
+	CV_CHECK(sdp && sdp->media[1].setup == CV_SDP_SETUP_PASSIVE);
+	CV_CHECK(sdp && sdp->media[1].n_ssrc_groups == 0);
+	cv_sdp_free(sdp);
+	free(offer);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strncmp(argv[1], "--", 2))
@@ -965,5 +1095,7 @@ int main(int argc, char **argv)
 	test_answer_setup_and_errors();
 	test_sub_offer();
 	test_sub_answer();
+	test_perc_publish();
+	test_perc_subscribe();
 	return cv_test_done("sdp");
 }

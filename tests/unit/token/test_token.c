@@ -290,6 +290,87 @@ static void test_malformed(void)
 	free(payload);
 }
 
+/* The perc room mode claim: absent or "forward" is forward, "perc" is
+ * perc, anything else is refused; issued tokens carry it only for perc. */
+static void test_mode(void)
+{
+	struct cv_token_claims c,
+		in = {
+			.sub = "carol",
+			.room = "perc-room",
+			.rights = CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE,
+			.exp_s = NOW + 600,
+			.mode = CV_TOKEN_MODE_PERC,
+		};
+	char buf[1024], plain[1024];
+	CV_CHECK_INT(verify_payload("{\"sub\":\"u\",\"room\":\"r\",\"exp\":"
+				    "1700000100}"),
+		     0);
+	CV_CHECK_INT(verify_parts(HS,
+				  "{\"sub\":\"u\",\"room\":\"r\",\"exp\":"
+				  "1700000100}",
+				  &c),
+		     0);
+	CV_CHECK_INT(c.mode, CV_TOKEN_MODE_FORWARD);
+	CV_CHECK_INT(verify_parts(HS,
+				  "{\"sub\":\"u\",\"room\":\"r\",\"exp\":"
+				  "1700000100,\"mode\":\"forward\"}",
+				  &c),
+		     0);
+	CV_CHECK_INT(c.mode, CV_TOKEN_MODE_FORWARD);
+	CV_CHECK_INT(verify_parts(HS,
+				  "{\"sub\":\"u\",\"room\":\"r\",\"exp\":"
+				  "1700000100,\"mode\":\"perc\"}",
+				  &c),
+		     0);
+	CV_CHECK_INT(c.mode, CV_TOKEN_MODE_PERC);
+	static const char *bad[] = {
+		"{\"sub\":\"u\",\"room\":\"r\",\"exp\":1700000100,"
+		"\"mode\":\"PERC\"}",
+		"{\"sub\":\"u\",\"room\":\"r\",\"exp\":1700000100,"
+		"\"mode\":\"\"}",
+		"{\"sub\":\"u\",\"room\":\"r\",\"exp\":1700000100,"
+		"\"mode\":1}",
+		"{\"sub\":\"u\",\"room\":\"r\",\"exp\":1700000100,"
+		"\"mode\":null}",
+		"{\"sub\":\"u\",\"room\":\"r\",\"exp\":1700000100,"
+		"\"mode\":[\"perc\"]}",
+		"{\"sub\":\"u\",\"room\":\"r\",\"exp\":1700000100,"
+		"\"mode\":\"mix\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CV_CHECK_INT(verify_payload(bad[i]), CV_EAUTH);
+
+	/* Issued perc token round-trips with every claim. */
+	CV_CHECK_INT(cv_token_issue_claims(key, KEY_LEN, &in, buf, sizeof(buf)),
+		     0);
+	CV_CHECK_INT(cv_token_verify(key, KEY_LEN, buf, strlen(buf), NOW, &c),
+		     0);
+	CV_CHECK_INT(c.mode, CV_TOKEN_MODE_PERC);
+	CV_CHECK_STR(c.sub, "carol");
+	CV_CHECK_STR(c.room, "perc-room");
+	CV_CHECK_INT(c.exp_s, NOW + 600);
+	CV_CHECK_INT(c.rights, CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE);
+	/* A forward one is the same token cv_token_issue makes. */
+	in.mode = CV_TOKEN_MODE_FORWARD;
+	CV_CHECK_INT(cv_token_issue_claims(key, KEY_LEN, &in, buf, sizeof(buf)),
+		     0);
+	CV_CHECK_INT(cv_token_issue(key, KEY_LEN, "carol", "perc-room",
+				    CV_RIGHT_PUBLISH | CV_RIGHT_SUBSCRIBE,
+				    NOW + 600, plain, sizeof(plain)),
+		     0);
+	CV_CHECK_STR(buf, plain);
+	in.mode = (enum cv_token_mode)7;
+	CV_CHECK_INT(cv_token_issue_claims(key, KEY_LEN, &in, buf, sizeof(buf)),
+		     -EINVAL);
+	CV_CHECK_INT(
+		cv_token_issue_claims(key, KEY_LEN, NULL, buf, sizeof(buf)),
+		-EINVAL);
+	CV_CHECK_STR(cv_token_mode_name(CV_TOKEN_MODE_PERC), "perc");
+	CV_CHECK_STR(cv_token_mode_name(CV_TOKEN_MODE_FORWARD), "forward");
+	CV_CHECK(cv_token_mode_name((enum cv_token_mode)7) == NULL);
+}
+
 static void test_room_names(void)
 {
 	CV_CHECK(cv_room_name_valid("Room_1.x-y", 10));
@@ -311,5 +392,6 @@ int main(void)
 	test_claims();
 	test_malformed();
 	test_room_names();
+	test_mode();
 	return cv_test_done("test_token");
 }

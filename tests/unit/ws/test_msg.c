@@ -387,6 +387,26 @@ static void test_builders(void)
 	s = cv_msg_draining(30000);
 	CV_CHECK_STR(s, "{\"type\":\"draining\",\"deadline_ms\":30000}");
 	free(s);
+	s = cv_msg_removed();
+	CV_CHECK_STR(s, "{\"type\":\"removed\"}");
+	free(s);
+	s = cv_msg_rekey();
+	CV_CHECK_STR(s, "{\"type\":\"rekey\"}");
+	free(s);
+	struct cv_msg_perc_assoc pa2 = {"00112233445566778899aabbccddeeff",
+					"ffeeddccbbaa99887766554433221100"};
+	s = cv_msg_joined_perc(4, "p", "r", NULL, 0, NULL, 0, &pa2);
+	CV_CHECK_STR(s, "{\"type\":\"joined\",\"id\":4,\"participant\":\"p\","
+			"\"room\":\"r\",\"participants\":[],\"tracks\":[],"
+			"\"perc\":{\"publish_assoc\":"
+			"\"00112233445566778899aabbccddeeff\",\"subscribe_"
+			"assoc\":\"ffeeddccbbaa99887766554433221100\"}}");
+	free(s);
+	CV_CHECK(cv_msg_joined_perc(4, "p", "r", NULL, 0, NULL, 0, NULL) ==
+		 NULL);
+	pa2.subscribe_assoc = NULL;
+	CV_CHECK(cv_msg_joined_perc(4, "p", "r", NULL, 0, NULL, 0, &pa2) ==
+		 NULL);
 
 	/* Invalid UTF-8 or NULL strings give NULL, no leak. */
 	CV_CHECK(cv_msg_participant_left("\xff") == NULL);

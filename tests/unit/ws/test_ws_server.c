@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,6 +99,49 @@ static int admin_cb(void *arg, const char *path, const char *query, int *status,
 	*ctype = "text/plain";
 	*body = strdup("ok\n");
 	*len = 3;
+	return 0;
+}
+
+/* ---- POST route: answers from another thread, as the node relay does ---- */
+
+static struct cv_ws_server *post_srv;
+static struct {
+	int posts;
+	char body[64];
+	char hdr0[5000], hdr1[64];
+	bool hdr1_absent;
+} prec;
+
+static void *post_answer_thread(void *arg)
+{
+	uint64_t id = (uint64_t)(uintptr_t)arg;
+	struct cv_ws_header h[] = {{"Conclave-Status", "ok"}};
+	cv_ws_post_reply(post_srv, id, 201, h, 1, (const uint8_t *)"answer", 6);
+	/* Exactly once: a second answer has nowhere to go. */
+	CV_CHECK_INT(cv_ws_post_reply(post_srv, id, 200, NULL, 0, NULL, 0),
+		     -ENOENT);
+	return NULL;
+}
+
+static int on_post(void *arg, const struct cv_ws_post *req)
+{
+	(void)arg;
+	pthread_mutex_lock(&rec.mu);
+	prec.posts++;
+	snprintf(prec.body, sizeof(prec.body), "%.*s", (int)req->len,
+		 (const char *)req->body);
+	snprintf(prec.hdr0, sizeof(prec.hdr0), "%s",
+		 req->headers[0] ? req->headers[0] : "");
+	prec.hdr1_absent = req->headers[1] == NULL;
+	pthread_cond_broadcast(&rec.cv);
+	pthread_mutex_unlock(&rec.mu);
+	if (req->len == 3 && !memcmp(req->body, "now", 3))
+		return 503;
+	pthread_t t;
+	if (pthread_create(&t, NULL, post_answer_thread,
+			   (void *)(uintptr_t)req->id))
+		return 500;
+	pthread_detach(t);
 	return 0;
 }
 
@@ -658,6 +702,76 @@ static void write_file(const char *path, const char *text)
 	}
 }
 
+/* POST path with a body; returns the status, fills head and body. */
+static int http_post(uint16_t port, const char *path, const char *extra,
+		     const char *data, size_t len, char *head, size_t head_cap,
+		     char *body, size_t cap)
+{
+	int fd = tcp_connect(port);
+	if (fd < 0)
+		return -1;
+	char req[8192];
+	snprintf(req, sizeof(req),
+		 "POST %s HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: "
+		 "%zu\r\nConnection: close\r\n\r\n",
+		 path, extra ? extra : "", len);
+	send_all(fd, req, strlen(req));
+	send_all(fd, data, len);
+	int status = read_head(fd, head, head_cap);
+	body[0] = '\0';
+	if (status > 0) {
+		const char *cl = strcasestr(head, "content-length:");
+		size_t want = cl ? (size_t)atol(cl + 15) : 0;
+		if (want < cap && recv_all(fd, body, want) == 0)
+			body[want] = '\0';
+	}
+	close(fd);
+	return status;
+}
+
+static void test_post(struct cv_ws_server *srv)
+{
+	char head[2048], body[256];
+	uint16_t port = cv_ws_server_port(srv);
+	post_srv = srv;
+	/* A big header value (a 4 KiB token) comes through whole. */
+	char big[4200], extra[4400];
+	memset(big, 'T', 4096);
+	big[4096] = '\0';
+	snprintf(extra, sizeof(extra), "Conclave-Core: %s\r\n", big);
+	int n = get_count(&prec.posts);
+	CV_CHECK_INT(http_post(port, "/v1/channel", extra, "hello", 5, head,
+			       sizeof(head), body, sizeof(body)),
+		     201);
+	CV_CHECK_STR(body, "answer");
+	CV_CHECK(strcasestr(head, "conclave-status: ok\r\n") != NULL);
+	CV_CHECK(strcasestr(head, "application/octet-stream") != NULL);
+	CV_CHECK(wait_count(&prec.posts, n + 1));
+	CV_CHECK_STR(prec.body, "hello");
+	CV_CHECK_INT(strlen(prec.hdr0), 4096);
+	CV_CHECK(prec.hdr1_absent);
+	/* Answered at once with a status. */
+	CV_CHECK_INT(http_post(port, "/v1/channel", NULL, "now", 3, head,
+			       sizeof(head), body, sizeof(body)),
+		     503);
+	CV_CHECK(wait_count(&prec.posts, n + 2));
+	/* Over the ceiling, another path, no length: never delivered. */
+	char large[9000];
+	memset(large, 'x', sizeof(large));
+	CV_CHECK_INT(http_post(port, "/v1/channel", NULL, large, sizeof(large),
+			       head, sizeof(head), body, sizeof(body)),
+		     413);
+	CV_CHECK_INT(http_post(port, "/v1/other", NULL, "x", 1, head,
+			       sizeof(head), body, sizeof(body)),
+		     405);
+	CV_CHECK_INT(get_count(&prec.posts), n + 2);
+	/* An unknown answer id. */
+	CV_CHECK_INT(cv_ws_post_reply(srv, 999999, 200, NULL, 0, NULL, 0),
+		     -ENOENT);
+	struct cv_ws_header bad[] = {{"X", "a\r\nInjected: 1"}};
+	CV_CHECK_INT(cv_ws_post_reply(srv, 1, 200, bad, 1, NULL, 0), -EINVAL);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/cv-ws-test-XXXXXX", p[1024], root[256];
@@ -694,6 +808,9 @@ int main(void)
 		.on_close = on_close,
 		.http = http_cb,
 		.admin_http = admin_cb,
+		.post_path = "/v1/channel",
+		.post_headers = {"Conclave-Core", "conclave-op"},
+		.on_post = on_post,
 	};
 	struct cv_ws_server *srv = NULL;
 	CV_CHECK_INT(cv_ws_server_start(&srv, &cfg), 0);
@@ -707,6 +824,7 @@ int main(void)
 	test_handshakes(srv);
 	test_http(srv, root);
 	test_admin(srv);
+	test_post(srv);
 
 	/* Stop with a connection still open: on_close runs for it. */
 	int fd;
