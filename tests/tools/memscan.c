@@ -181,44 +181,87 @@ static int scan_fd(int fd, uint64_t off, uint64_t end, uint8_t *buf)
 	return 0;
 }
 
+/*
+ * A mapping is skipped when nothing of it is in memory (smaps Rss and Swap
+ * 0: every read would return zero pages) or when it is larger than MAX_REGION:
+ * no Conclave process has data mappings that large, but an AddressSanitizer
+ * build has its shadow memory (terabytes of metadata, never user data)
+ * mapped readable, and reading it would take hours. ASan's heap is in
+ * smaller mappings and is scanned.
+ */
+#define MAX_REGION (64ull << 30)
+
+struct region {
+	uint64_t lo, hi;
+	bool readable, special;
+	unsigned long rss_kb;
+};
+
 static int scan_pid(const char *pid, uint8_t *buf)
 {
 	char path[64], line[512];
-	FILE *maps;
+	FILE *smaps;
 	int mem, err = 0;
 	unsigned regions = 0;
+	uint64_t skipped = 0;
+	struct region r = {0};
+	bool have = false;
 
-	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
-	maps = fopen(path, "r");
+	snprintf(path, sizeof(path), "/proc/%s/smaps", pid);
+	smaps = fopen(path, "r");
 	snprintf(path, sizeof(path), "/proc/%s/mem", pid);
 	mem = open(path, O_RDONLY);
-	if (!maps || mem < 0) {
+	if (!smaps || mem < 0) {
 		fprintf(stderr, "memscan: pid %s: %s\n", pid, strerror(errno));
-		if (maps)
-			fclose(maps);
+		if (smaps)
+			fclose(smaps);
 		if (mem >= 0)
 			close(mem);
 		return -1;
 	}
-	while (fgets(line, sizeof(line), maps)) {
+	for (;;) {
+		bool eof = !fgets(line, sizeof(line), smaps);
 		uint64_t lo, hi;
 		char perms[8] = "";
+		unsigned long kb;
 
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s", &lo, &hi,
-			   perms) != 3 ||
-		    perms[0] != 'r' || strstr(line, "[vvar]") ||
-		    strstr(line, "[vsyscall]"))
-			continue;
-		if (scan_fd(mem, lo, hi, buf) < 0)
-			err = -1;
-		regions++;
+		/* A header line starts the next mapping: scan the last one. */
+		if (eof || sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s", &lo, &hi,
+				  perms) == 3) {
+			if (have && r.readable && !r.special) {
+				if (!r.rss_kb || r.hi - r.lo > MAX_REGION) {
+					skipped += r.hi - r.lo;
+				} else {
+					if (scan_fd(mem, r.lo, r.hi, buf) < 0)
+						err = -1;
+					regions++;
+				}
+			}
+			if (eof)
+				break;
+			r = (struct region){.lo = lo,
+					    .hi = hi,
+					    .readable = perms[0] == 'r',
+					    .special =
+						    strstr(line, "[vvar]") ||
+						    strstr(line, "[vsyscall]")};
+			have = true;
+		} else if (sscanf(line, "Rss: %lu kB", &kb) == 1 ||
+			   sscanf(line, "Swap: %lu kB", &kb) == 1) {
+			r.rss_kb += kb; /* resident or swapped: there */
+		}
 	}
-	fclose(maps);
+	fclose(smaps);
 	close(mem);
 	if (!regions) {
 		fprintf(stderr, "memscan: pid %s: no readable mapping\n", pid);
 		return -1;
 	}
+	if (skipped)
+		fprintf(stderr,
+			"memscan: pid %s: %u mappings read; skipped %" PRIu64
+			" MiB not resident or > 64 GiB (sanitizer shadow)\n",
+			pid, regions, skipped >> 20);
 	return err;
 }
 

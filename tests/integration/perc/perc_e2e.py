@@ -329,7 +329,12 @@ def check_perc_endpoint(c, name, rc, rep, impaired=False):
                         f"{t['recovered']} recovered, lost {t['lost']} of "
                         f"{t['expected']}")
             elif not (kind == "audio" and impaired):
-                c.check(t["lost"] <= max(1, t["expected"] // 100),
+                # Video from C, which holds back 3 % of its packets for
+                # the node to NACK: the few held back in the last round
+                # trip before the end cannot be repaired in time (more
+                # of them under ASan), so video gets 2 %, audio 1 %.
+                bound = t["expected"] // (50 if kind == "video" else 100)
+                c.check(t["lost"] <= max(2, bound),
                         f"{name} {kind}: lost {t['lost']} of "
                         f"{t['expected']}")
     return perc
