@@ -501,7 +501,7 @@ static void handle_message(struct cv_client *c, const char *text)
 	} else if (!strcmp(type, "participant_joined")) {
 		cv_client_perc_on_participant(c);
 	} else if (!strcmp(type, "rekey") && c->perc.enabled) {
-		int rc = cv_client_perc_rekey(c);
+		int rc = cv_client_perc_on_rekey(c);
 		if (rc)
 			fail(c, rc);
 	} else if (!strcmp(type, "removed")) {

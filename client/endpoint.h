@@ -118,6 +118,9 @@ struct cv_client_perc {
 	struct cv_client_perc_stats st;
 	struct cv_client_perc_keys keys;
 	const char *failed_step; /* static; cv_client_perc_failed_step */
+	/* A `rekey` whose GET_KEY could not reach the KMS: retried from the
+	 * tick with backoff until rekey_give_up_us (cv_client_perc_on_rekey) */
+	uint64_t rekey_retry_us, rekey_give_up_us, rekey_backoff_us;
 	cv_client_tap_fn *tap;
 	void *tap_arg;
 };
@@ -261,6 +264,10 @@ void cv_client_perc_announce(struct cv_client *c);
 /* `participant_joined`: a FullEKTField on every packet for a while. */
 void cv_client_perc_on_participant(struct cv_client *c);
 /* Timers: forgets old EKT keys after the rotation grace. */
+/* `rekey` from the node: cv_client_perc_rekey, and when the KMS cannot be
+ * reached, retries from the tick with backoff for up to 30 s (media goes
+ * on under the current key). 0, or an error that ends the endpoint. */
+int cv_client_perc_on_rekey(struct cv_client *c);
 void cv_client_perc_tick(struct cv_client *c, uint64_t now_us);
 
 /* lws protocol callback (endpoint.c), used by loop.c's context. */

@@ -138,6 +138,7 @@ static json_t *perc_report(const struct cv_client *c)
 	PNUM(unknown_ssrc);
 	PNUM(seq_rewritten);
 	PNUM(rekeys);
+	PNUM(rekey_retries);
 	PNUM(retransmits);
 	PNUM(spi);
 	PNUM(epoch);

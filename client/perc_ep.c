@@ -18,6 +18,8 @@
 #include "conclave/err.h"
 
 /* How long the previous EKT key stays after a rotation (contract: 2 s). */
+/* How long a failed rekey is retried before the endpoint gives up. */
+#define REKEY_GIVE_UP_US (30ull * 1000000)
 #define OLD_KEY_GRACE_US 2000000
 /* After someone joins, every packet carries the FullEKTField for this
  * long: the newcomer's subscribe connection comes up some time later and
@@ -371,6 +373,42 @@ int cv_client_perc_rekey(struct cv_client *c)
 	return rc;
 }
 
+/* Errors that say the KMS (or the node's relay) could not be reached or
+ * forgot us, not that it refused: worth trying again. */
+static bool transient(int rc)
+{
+	return rc == -EIO || rc == -ETIMEDOUT || rc == -ECONNREFUSED ||
+	       rc == -ENOTCONN || rc == -ECONNRESET;
+}
+
+int cv_client_perc_on_rekey(struct cv_client *c)
+{
+	struct cv_client_perc *p = &c->perc;
+	int rc = cv_client_perc_rekey(c);
+	if (!rc) {
+		p->rekey_retry_us = 0;
+		return 0;
+	}
+	if (!transient(rc))
+		return rc;
+	/* A KMS that blinks right after a rotation must not end the call:
+	 * media goes on under the current key while we retry (0.25 s,
+	 * doubling to 4 s, for up to REKEY_GIVE_UP_US). */
+	uint64_t now = cv_client_now_us();
+	if (!p->rekey_retry_us) {
+		p->rekey_give_up_us = now + REKEY_GIVE_UP_US;
+		p->rekey_backoff_us = 250000;
+	} else if (now >= p->rekey_give_up_us) {
+		p->rekey_retry_us = 0;
+		return rc;
+	} else if (p->rekey_backoff_us < 4000000) {
+		p->rekey_backoff_us *= 2;
+	}
+	p->rekey_retry_us = now + p->rekey_backoff_us;
+	p->st.rekey_retries++;
+	return 0;
+}
+
 static void set_schedule(struct cv_client_perc *p, bool dense)
 {
 	struct cv_perc_sender *s[2] = {p->a_tx, p->v_tx};
@@ -405,6 +443,13 @@ void cv_client_perc_tick(struct cv_client *c, uint64_t now_us)
 {
 	struct cv_client_perc *p = &c->perc;
 	size_t keep = 0;
+	if (p->rekey_retry_us && now_us >= p->rekey_retry_us) {
+		int rc = cv_client_perc_on_rekey(c);
+		if (rc) {
+			cv_client_fail(c, rc);
+			return;
+		}
+	}
 	if (p->announce_until_us && now_us >= p->announce_until_us) {
 		p->announce_until_us = 0;
 		set_schedule(p, false);

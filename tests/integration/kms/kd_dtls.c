@@ -49,6 +49,7 @@
 #include "conclave/loop.h"
 #include "conclave/tunnel.h"
 #include "cv_test.h"
+#include "cv_test_ident.h"
 #include "kms/channel.h"
 #include "kms/files.h"
 #include "kms/kd_dtls.h"
@@ -73,39 +74,9 @@ static struct cv_secret secret;
 
 static int make_node_cert(void)
 {
-	EVP_PKEY *pk = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	FILE *fc = NULL, *fk = NULL;
-	int rc = -1;
 	snprintf(node_crt, sizeof(node_crt), "%s/node-cert.pem", dir);
 	snprintf(node_key, sizeof(node_key), "%s/node-key.pem", dir);
-	if (!pk || !x)
-		goto out;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pk);
-	X509_NAME *nm = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"node", -1, -1, 0);
-	X509_set_issuer_name(x, nm);
-	fc = fopen(node_crt, "w");
-	fk = fopen(node_key, "w");
-	if (X509_sign(x, pk, EVP_sha256()) <= 0 || !fc || !fk ||
-	    !PEM_write_X509(fc, x) ||
-	    !PEM_write_PrivateKey(fk, pk, NULL, NULL, 0, NULL, NULL) ||
-	    cv_tunnel_cert_fingerprint(x, node_fp))
-		goto out;
-	rc = 0;
-out:
-	if (fc)
-		fclose(fc);
-	if (fk)
-		fclose(fk);
-	X509_free(x);
-	EVP_PKEY_free(pk);
-	return rc;
+	return cv_test_write_ident(node_crt, node_key, "node", 1, node_fp);
 }
 
 /* Copies what follows `key` up to `stop` on a log line into out. */

@@ -26,47 +26,20 @@
 #include "conclave/log.h"
 #include "conclave/loop.h"
 #include "conclave/tunnel.h"
+#include "cv_test_ident.h"
 
 static int make_cert(const char *dir, const char *name)
 {
 	char cert[512], key[512], fp[CV_TUNNEL_FP_STRLEN];
-	EVP_PKEY *pk = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	int rc = 1;
-	FILE *fc = NULL, *fk = NULL;
 
 	snprintf(cert, sizeof(cert), "%s/%s-cert.pem", dir, name);
 	snprintf(key, sizeof(key), "%s/%s-key.pem", dir, name);
-	if (!pk || !x)
-		goto out;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pk);
-	X509_NAME *nm = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-				   (const unsigned char *)name, -1, -1, 0);
-	X509_set_issuer_name(x, nm);
-	fc = fopen(cert, "w");
-	fk = fopen(key, "w");
-	if (X509_sign(x, pk, EVP_sha256()) <= 0 || !fc || !fk ||
-	    !PEM_write_X509(fc, x) ||
-	    !PEM_write_PrivateKey(fk, pk, NULL, NULL, 0, NULL, NULL) ||
-	    cv_tunnel_cert_fingerprint(x, fp))
-		goto out;
-	printf("%s\n", fp);
-	rc = 0;
-out:
-	if (fc)
-		fclose(fc);
-	if (fk)
-		fclose(fk);
-	X509_free(x);
-	EVP_PKEY_free(pk);
-	if (rc)
+	if (cv_test_write_ident(cert, key, name, 1, fp)) {
 		fprintf(stderr, "kd_node: cannot write %s\n", cert);
-	return rc;
+		return 1;
+	}
+	printf("%s\n", fp);
+	return 0;
 }
 
 struct state {

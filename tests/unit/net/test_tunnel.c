@@ -20,6 +20,7 @@
 #include "conclave/loop.h"
 #include "conclave/tunnel.h"
 #include "cv_test.h"
+#include "cv_test_ident.h"
 #include "kms/kd_link.h"
 
 /* ---- hand-built vectors, from the RFC 9185 section 6 structures ---- */
@@ -301,32 +302,11 @@ struct ident {
 
 static void make_ident(struct ident *id, const char *name)
 {
-	EVP_PKEY *pk = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	X509_NAME *nm;
-	FILE *f;
-
 	snprintf(id->cert, sizeof(id->cert), "%s/%s-cert.pem", dir, name);
 	snprintf(id->key, sizeof(id->key), "%s/%s-key.pem", dir, name);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1 + (long)name[0]);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pk);
-	nm = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-				   (const unsigned char *)name, -1, -1, 0);
-	X509_set_issuer_name(x, nm);
-	CV_CHECK(X509_sign(x, pk, EVP_sha256()) > 0);
-	f = fopen(id->cert, "w");
-	PEM_write_X509(f, x);
-	fclose(f);
-	f = fopen(id->key, "w");
-	PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	CV_CHECK_INT(cv_tunnel_cert_fingerprint(x, id->fp), 0);
-	X509_free(x);
-	EVP_PKEY_free(pk);
+	CV_CHECK_INT(cv_test_write_ident(id->cert, id->key, name,
+					 1 + (long)name[0], id->fp),
+		     0);
 }
 
 static struct ident kd_id, node_id, stranger_id;

@@ -44,6 +44,7 @@
 #include "conclave/token.h"
 #include "conclave/tunnel.h"
 #include "cv_test.h"
+#include "cv_test_ident.h"
 #include "kms/channel.h"
 
 #define ISSUER	    "conclave-idp-node-test"
@@ -133,34 +134,7 @@ static uint16_t free_port(int type)
 static int write_identity(const char *cert, const char *key,
 			  char fp[CV_TUNNEL_FP_STRLEN])
 {
-	EVP_PKEY *pk = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	FILE *fc = fopen(cert, "w"), *fk = fopen(key, "w");
-	int rc = -1;
-	if (!pk || !x || !fc || !fk)
-		goto out;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pk);
-	X509_NAME *nm = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"test-node", -1, -1,
-				   0);
-	X509_set_issuer_name(x, nm);
-	if (X509_sign(x, pk, EVP_sha256()) > 0 && PEM_write_X509(fc, x) &&
-	    PEM_write_PrivateKey(fk, pk, NULL, NULL, 0, NULL, NULL) &&
-	    cv_tunnel_cert_fingerprint(x, fp) == 0)
-		rc = 0;
-out:
-	if (fc)
-		fclose(fc);
-	if (fk)
-		fclose(fk);
-	X509_free(x);
-	EVP_PKEY_free(pk);
-	return rc;
+	return cv_test_write_ident(cert, key, "test-node", 7, fp);
 }
 
 /* ---- the daemons ---- */
