@@ -54,6 +54,15 @@ static int read_plain(const uint8_t *buf, size_t n, struct cv_perc_hop_rx *rx)
 	return 0;
 }
 
+/* Where the EKTField is (off: its first octet) and what it is. */
+static void keep_ekt(struct cv_perc_hop_rx *rx, size_t off,
+		     const struct cv_perc_ekt_field *f)
+{
+	rx->ekt_off = off;
+	rx->ekt_len = f->len;
+	rx->ekt_type = f->type;
+}
+
 int cv_perc_hop_ingress(struct cv_srtp *ingress, uint8_t *buf, size_t len,
 			struct cv_perc_hop_rx *rx)
 {
@@ -79,9 +88,7 @@ int cv_perc_hop_ingress(struct cv_srtp *ingress, uint8_t *buf, size_t len,
 	if (err)
 		return err;
 	/* The EKTField stays where it was: after the removed outer tag. */
-	rx->ekt_off = len - f.len;
-	rx->ekt_len = f.len;
-	rx->ekt_type = f.type;
+	keep_ekt(rx, len - f.len, &f);
 	return 0;
 }
 
@@ -99,9 +106,7 @@ int cv_perc_hop_parse_plain(const uint8_t *buf, size_t len,
 	err = read_plain(buf, len - f.len, rx);
 	if (err)
 		return err;
-	rx->ekt_off = len - f.len;
-	rx->ekt_len = f.len;
-	rx->ekt_type = f.type;
+	keep_ekt(rx, len - f.len, &f);
 	return 0;
 }
 

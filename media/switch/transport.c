@@ -221,6 +221,16 @@ struct cv_srtp *cv_transport_srtp_out(const struct cv_transport *t)
 	return t->connected ? t->srtp_out : NULL;
 }
 
+/* The selected peer as pkt's destination (the caller checked there is
+ * one). */
+static void address_to_peer(const struct cv_transport *t, struct cv_pkt *pkt)
+{
+	pkt->addr = t->peer;
+	pkt->addr_len = t->peer.ss_family == AF_INET6
+				? sizeof(struct sockaddr_in6)
+				: sizeof(struct sockaddr_in);
+}
+
 int cv_transport_address(struct cv_transport *t, struct cv_pkt *pkt,
 			 enum cv_drop *why)
 {
@@ -228,10 +238,7 @@ int cv_transport_address(struct cv_transport *t, struct cv_pkt *pkt,
 		*why = CV_DROP_NOT_CONNECTED;
 		return -1;
 	}
-	pkt->addr = t->peer;
-	pkt->addr_len = t->peer.ss_family == AF_INET6
-				? sizeof(struct sockaddr_in6)
-				: sizeof(struct sockaddr_in);
+	address_to_peer(t, pkt);
 	return 0;
 }
 
@@ -321,9 +328,6 @@ int cv_transport_protect(struct cv_transport *t, struct cv_pkt *pkt, bool rtcp,
 		*why = CV_DROP_EGRESS_PROTECT;
 		return -1;
 	}
-	pkt->addr = t->peer;
-	pkt->addr_len = t->peer.ss_family == AF_INET6
-				? sizeof(struct sockaddr_in6)
-				: sizeof(struct sockaddr_in);
+	address_to_peer(t, pkt);
 	return 0;
 }
