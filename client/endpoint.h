@@ -265,8 +265,9 @@ void cv_client_perc_announce(struct cv_client *c);
 void cv_client_perc_on_participant(struct cv_client *c);
 /* Timers: forgets old EKT keys after the rotation grace. */
 /* `rekey` from the node: cv_client_perc_rekey, and when the KMS cannot be
- * reached, retries from the tick with backoff for up to 30 s (media goes
- * on under the current key). 0, or an error that ends the endpoint. */
+ * reached, retries from the tick with backoff for up to 30 s, sending no
+ * media meanwhile (never under the old key). 0, or an error that ends the
+ * endpoint. */
 int cv_client_perc_on_rekey(struct cv_client *c);
 void cv_client_perc_tick(struct cv_client *c, uint64_t now_us);
 

@@ -139,6 +139,7 @@ static json_t *perc_report(const struct cv_client *c)
 	PNUM(seq_rewritten);
 	PNUM(rekeys);
 	PNUM(rekey_retries);
+	PNUM(held_for_rekey);
 	PNUM(retransmits);
 	PNUM(spi);
 	PNUM(epoch);

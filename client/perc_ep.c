@@ -392,8 +392,9 @@ int cv_client_perc_on_rekey(struct cv_client *c)
 	if (!transient(rc))
 		return rc;
 	/* A KMS that blinks right after a rotation must not end the call:
-	 * media goes on under the current key while we retry (0.25 s,
-	 * doubling to 4 s, for up to REKEY_GIVE_UP_US). */
+	 * we retry (0.25 s, doubling to 4 s, for up to REKEY_GIVE_UP_US),
+	 * receiving under the keys we have and sending nothing meanwhile:
+	 * no packet goes out under the key of a room someone has left. */
 	uint64_t now = cv_client_now_us();
 	if (!p->rekey_retry_us) {
 		p->rekey_give_up_us = now + REKEY_GIVE_UP_US;
@@ -475,6 +476,12 @@ int cv_client_perc_protect(struct cv_client *c, uint32_t ssrc, uint8_t *buf,
 						       : NULL;
 	if (!s)
 		return -EINVAL;
+	/* A member was removed and the new key is not in yet: nothing is
+	 * sent under the old one (RFC 8870 timing; cv_client_perc_on_rekey). */
+	if (p->rekey_retry_us) {
+		p->st.held_for_rekey++;
+		return -EAGAIN;
+	}
 	int rc = cv_perc_e2e_protect(s, c->pub.tx, buf, len, cap);
 	if (!rc)
 		p->st.sent++;

@@ -330,12 +330,13 @@ struct cv_client_perc_stats {
 	uint64_t payload_mismatch; /* delivered, but not what was sent */
 	uint64_t unknown_ssrc;	   /* delivered for no announced track */
 	uint64_t drops[CV_PERC_DROP_COUNT]; /* by cv_perc_drop_name */
-	uint64_t seq_rewritten; /* verified, hop SEQ != original SEQ */
-	uint64_t rekeys;	/* EKT key changes applied */
-	uint64_t rekey_retries; /* `rekey` fetches retried (KMS unreachable) */
-	uint64_t retransmits;	/* identical resends for NACK */
-	uint16_t spi;		/* current EKT key */
-	uint32_t epoch;		/* the KMS's key epoch */
+	uint64_t seq_rewritten;	 /* verified, hop SEQ != original SEQ */
+	uint64_t rekeys;	 /* EKT key changes applied */
+	uint64_t rekey_retries;	 /* `rekey` fetches retried (KMS unreachable) */
+	uint64_t held_for_rekey; /* packets not sent while a rekey was due */
+	uint64_t retransmits;	 /* identical resends for NACK */
+	uint16_t spi;		 /* current EKT key */
+	uint32_t epoch;		 /* the KMS's key epoch */
 };
 
 /* Fills *out (zeros for a forward endpoint). Thread: the loop's. */
