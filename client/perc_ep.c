@@ -142,6 +142,16 @@ static int fetch_key(struct cv_client *c, bool *changed)
 		p->kd_fp = k.kd_fp;
 	if (p->rx) {
 		rc = cv_perc_receiver_add_ekt_key(p->rx, &e);
+		/* Rotations faster than the grace period: the oldest key still
+		 * kept for packets in flight goes first. */
+		while (rc == CV_ETOOBIG && p->n_old) {
+			cv_perc_receiver_remove_ekt_key(p->rx, p->old_spi[0]);
+			memmove(p->old_spi, p->old_spi + 1,
+				--p->n_old * sizeof(p->old_spi[0]));
+			memmove(p->old_at_us, p->old_at_us + 1,
+				p->n_old * sizeof(p->old_at_us[0]));
+			rc = cv_perc_receiver_add_ekt_key(p->rx, &e);
+		}
 		if (rc)
 			goto out;
 	}
@@ -185,6 +195,8 @@ int cv_client_perc_prepare(struct cv_client *c)
 			return rc;
 	}
 	p->failed_step = "add_member";
+	if (p->add_members->len && !p->via_node)
+		return -EOPNOTSUPP; /* two-part: through the node only */
 	for (guint i = 0; i < p->add_members->len; i++) {
 		rc = cv_kms_client_add_member(
 			p->kms, c->room, g_ptr_array_index(p->add_members, i),
@@ -511,6 +523,10 @@ int cv_client_perc_remove_member(struct cv_client *c, const char *member)
 	struct cv_client_perc *p = &c->perc;
 	if (!p->enabled || !p->have_key || !member)
 		return -EINVAL;
+	/* Two-part or nothing: straight to the KMS, the node would never
+	 * close the member nor tell the others to rekey. */
+	if (!p->via_node)
+		return -EOPNOTSUPP;
 	int rc;
 	KMS_CALL(rc, p,
 		 cv_kms_client_remove_member(p->kms, c->room, member, NULL));
@@ -525,6 +541,8 @@ int cv_client_perc_add_member(struct cv_client *c, const char *member)
 	struct cv_client_perc *p = &c->perc;
 	if (!p->enabled || !p->have_key || !member)
 		return -EINVAL;
+	if (!p->via_node)
+		return -EOPNOTSUPP; /* two-part: see remove */
 	int rc;
 	KMS_CALL(rc, p,
 		 cv_kms_client_add_member(p->kms, c->room, member, NULL));

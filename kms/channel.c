@@ -685,7 +685,9 @@ static enum cv_kms_status dispatch(struct req_ctx *q, const uint8_t *p,
 static int answer_sealed(struct session *s, const struct cv_kms_resp *r,
 			 uint8_t *out, size_t cap, size_t *out_len)
 {
-	uint8_t body[64 + CV_KMS_WIRE_URI_MAX];
+	/* GET_KEY: 96 octets around the URI with a 32-octet key and the
+	 * KD fingerprint; room to spare. */
+	uint8_t body[128 + CV_KMS_WIRE_URI_MAX];
 	int n = cv_kms_resp_write(body, sizeof(body), r);
 	if (n < 0)
 		return n;

@@ -299,9 +299,11 @@ int cv_client_track_stats(const struct cv_client *c, size_t i,
 
 /*
  * Removes member (a token sub) from the room through the KMS channel: the
- * node's relay with the node token as the core part when kms_host is
- * NULL (the node then ends the member's session and tells the others to
- * rekey), else conclave-kms alone. On success the endpoint rekeys at once
+ * node's relay with the node token as the core part (the node then ends
+ * the member's session and tells the others to rekey): a membership change
+ * is two-part, so an endpoint whose channel goes straight to conclave-kms
+ * (kms_host set) gets -EOPNOTSUPP and changes nothing (also for
+ * perc.add_members). On success the endpoint rekeys at once
  * (GET_KEY, new EKT key to its receiver, new inner keys). Synchronous.
  * Returns 0; -EINVAL (not a perc endpoint, or before the KMS step); the
  * errors of cv_kms_client_remove_member. Thread: the loop's.

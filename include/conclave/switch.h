@@ -47,6 +47,7 @@ struct cv_worker;
 	X(DUPLICATE, "duplicate")                                              \
 	X(EGRESS_NO_BUFFER, "egress_no_buffer")                                \
 	X(EGRESS_PROTECT, "egress_protect")                                    \
+	X(SEQ_STALE, "seq_stale")                                              \
 	X(PERC_UNANNOUNCED, "perc_unannounced")                                \
 	X(PERC_MALFORMED, "perc_malformed")                                    \
 	X(PERC_EGRESS, "perc_egress")

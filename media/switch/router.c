@@ -95,10 +95,15 @@ struct out {
 	uint16_t seq_delta;
 	uint32_t ts_delta;
 	uint16_t last_seq; /* the last SEQ sent (not resends) */
-	/* The delta before the last resync, for NACKs of older packets:
-	 * hop SEQs before delta_start were sent with prev_delta. */
+	/* SEQ epochs (one per resync): hop SEQs from epoch_start on were
+	 * sent with seq_delta, those from prev_start to epoch_start with
+	 * prev_delta; older ones are not mapped back (not repaired). */
 	bool has_prev;
-	uint16_t prev_delta, delta_start;
+	uint16_t prev_delta, prev_start, epoch_start;
+	/* The publisher's seq at the last resync: a late packet older than
+	 * that would get a hop SEQ already used (stale). */
+	bool has_resume;
+	uint16_t resume_in_seq;
 	uint16_t rtx_seq; /* the RTX stream's own sequence (RFC 4588 4) */
 	uint64_t packets, octets;
 	uint32_t last_ts;
@@ -321,33 +326,58 @@ static void request_keyframe(struct cv_switch *sw, struct in_track *track)
 
 /*
  * The subscriber's SEQ for the publisher's seq, for a new (not resent)
- * packet. After a pause the delta moves so that the subscriber's SEQ
- * continues from the last one sent: no gap it would NACK or count lost.
+ * packet, in *hop. After a pause the delta moves so that the subscriber's
+ * SEQ continues from the last one sent: no gap it would NACK or count
+ * lost. Returns false for a packet that must not go out: one older than
+ * the resume point, whose hop SEQ was already used (the same SEQ twice
+ * under one hop key is a reused AES-GCM nonce, and a replay to the
+ * subscriber).
  */
-static uint16_t out_seq(struct out *o, uint16_t seq)
+static bool out_seq(struct out *o, uint16_t seq, uint16_t *hop)
 {
+	if (!o->started)
+		o->epoch_start = (uint16_t)(seq + o->seq_delta);
 	if (o->resync) {
 		o->resync = false;
 		if (o->started) {
 			uint16_t nd = (uint16_t)(o->last_seq + 1 - seq);
 			if (nd != o->seq_delta) {
 				o->prev_delta = o->seq_delta;
+				o->prev_start = o->epoch_start;
 				o->has_prev = true;
-				o->delta_start = (uint16_t)(o->last_seq + 1);
+				o->epoch_start = (uint16_t)(o->last_seq + 1);
 				o->seq_delta = nd;
 			}
+			o->has_resume = true;
+			o->resume_in_seq = seq;
 		}
+	} else if (o->has_resume) {
+		int16_t d = (int16_t)(seq - o->resume_in_seq);
+		if (d < 0)
+			return false;
+		if (d > 4096) /* long past any reordering: forget it */
+			o->has_resume = false;
 	}
-	o->last_seq = (uint16_t)(seq + o->seq_delta);
-	return o->last_seq;
+	*hop = (uint16_t)(seq + o->seq_delta);
+	/* Only forward: a late packet must not pull the resync point back. */
+	if (!o->started || (int16_t)(*hop - o->last_seq) > 0)
+		o->last_seq = *hop;
+	return true;
 }
 
-/* The publisher's seq of what the subscriber knows as SEQ sub_seq. */
-static uint16_t in_seq_of(const struct out *o, uint16_t sub_seq)
+/* The publisher's seq of what the subscriber knows as SEQ sub_seq, in
+ * *in_seq; false when sub_seq is older than the epochs kept. */
+static bool in_seq_of(const struct out *o, uint16_t sub_seq, uint16_t *in_seq)
 {
-	if (o->has_prev && (int16_t)(sub_seq - o->delta_start) < 0)
-		return (uint16_t)(sub_seq - o->prev_delta);
-	return (uint16_t)(sub_seq - o->seq_delta);
+	if ((int16_t)(sub_seq - o->epoch_start) >= 0) {
+		*in_seq = (uint16_t)(sub_seq - o->seq_delta);
+		return true;
+	}
+	if (o->has_prev && (int16_t)(sub_seq - o->prev_start) >= 0) {
+		*in_seq = (uint16_t)(sub_seq - o->prev_delta);
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -395,7 +425,12 @@ static void forward_one(struct cv_switch *sw, struct out *o,
 {
 	if (!cv_transport_connected(o->sub->t))
 		return;
-	emit_one(sw, o, h, pkt, len, out_seq(o, h->seq));
+	uint16_t seq;
+	if (!out_seq(o, h->seq, &seq)) {
+		drop(sw, CV_DROP_SEQ_STALE);
+		return;
+	}
+	emit_one(sw, o, h, pkt, len, seq);
 }
 
 /* A NACKed packet again, as it was sent: under the SEQ seq. */
@@ -487,7 +522,12 @@ static void forward_perc_one(struct cv_switch *sw, struct out *o,
 {
 	if (!cv_transport_connected(o->sub->t))
 		return;
-	emit_perc(sw, o, rx, pkt, out_seq(o, rx->seq), false);
+	uint16_t seq;
+	if (!out_seq(o, rx->seq, &seq)) {
+		drop(sw, CV_DROP_SEQ_STALE);
+		return;
+	}
+	emit_perc(sw, o, rx, pkt, seq, false);
 }
 
 /*
@@ -828,9 +868,9 @@ static void answer_nack(struct cv_switch *sw, struct out *o,
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *cached;
 		size_t len;
-		uint16_t in_seq = in_seq_of(o, lost[i]);
+		uint16_t in_seq;
 		count(&sw->stats.nack_received, 1);
-		if (!o->track->cache ||
+		if (!in_seq_of(o, lost[i], &in_seq) || !o->track->cache ||
 		    cv_nack_cache_get(o->track->cache, in_seq, now,
 				      NACK_MAX_AGE_MS, &cached, &len) != 0)
 			continue;

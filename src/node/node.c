@@ -176,6 +176,7 @@ static void room_free_if_empty(struct cv_node *n, struct room *r)
 	n->wref[r->worker].rooms--;
 	n->n_rooms--;
 	cv_log(CV_LOG_INFO, CV_LOG_NODE, "room closed (room=%s)", r->log_id);
+	free(r->retired_ssrcs);
 	free(r);
 }
 
@@ -336,9 +337,26 @@ static void renegotiate_others(struct cv_node *n, struct room *r,
 
 /* ---- tracks ---- */
 
+/* Perc: remembers a gone track's SSRC (struct room, retired_ssrcs). When
+ * the history is full, every further SSRC counts as taken (ssrc_taken). */
+static void retire_ssrc(struct room *r, uint32_t ssrc)
+{
+	if (r->mode != CV_TOKEN_MODE_PERC || !ssrc)
+		return;
+	if (!r->retired_ssrcs) {
+		r->retired_ssrcs =
+			calloc(ROOM_RETIRED_SSRCS_MAX, sizeof(uint32_t));
+		if (!r->retired_ssrcs)
+			return;
+	}
+	if (r->n_retired < ROOM_RETIRED_SSRCS_MAX)
+		r->retired_ssrcs[r->n_retired++] = ssrc;
+}
+
 static void track_remove(struct cv_node *n, struct track *t)
 {
 	struct room *r = t->owner->room;
+	retire_ssrc(r, t->ssrc);
 	cv_switch_cmd_remove_track(worker_of(n, r), t->num);
 	for (struct track **pp = &r->tracks; *pp; pp = &(*pp)->next) {
 		if (*pp == t) {
@@ -711,6 +729,22 @@ static bool ssrc_taken(const struct room *r, const struct participant *p,
 	for (const struct track *t = r->tracks; t; t = t->next)
 		if (t->ssrc == ssrc && !(t->owner == p))
 			return true;
+	/* Nor one that a gone track had (see struct room), by anyone. */
+	if (r->n_retired >= ROOM_RETIRED_SSRCS_MAX)
+		return true;
+	for (size_t i = 0; i < r->n_retired; i++)
+		if (r->retired_ssrcs[i] == ssrc)
+			return true;
+	return false;
+}
+
+/* Two new sending m-lines of one offer with the same SSRC. */
+static bool ssrc_twice(const struct cv_sdp_publish_result *res, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (res->mlines[j].accepted && res->mlines[j].ssrc &&
+		    res->mlines[j].ssrc == res->mlines[i].ssrc)
+			return true;
 	return false;
 }
 
@@ -812,7 +846,7 @@ static void on_publish(struct cv_node *n, struct participant *p,
 		const struct cv_sdp_pub_mline *ml = &res->mlines[i];
 		if (ml->accepted && ml->dir == CV_SDP_DIR_RECVONLY &&
 		    !track_by_mid(p, ml->mid) &&
-		    ssrc_taken(p->room, p, ml->ssrc)) {
+		    (ssrc_taken(p->room, p, ml->ssrc) || ssrc_twice(res, i))) {
 			memset(&spec, 0, sizeof(spec));
 			send_error(n, conn, m->id, "bad_sdp",
 				   "an a=ssrc is in use in this room");

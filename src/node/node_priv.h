@@ -75,8 +75,17 @@ struct room {
 	struct participant *members;
 	unsigned n_members;
 	struct track *tracks;
+	/* Perc: the SSRCs of tracks gone from the room. A subscriber's hop
+	 * SRTP stream is named by the publisher's SSRC and outlives its
+	 * track; a new stream under an old SSRC would start its SEQ again and
+	 * reuse AES-GCM nonces under that hop key. So no SSRC is announced
+	 * twice in a perc room's life (ROOM_RETIRED_SSRCS_MAX at most). */
+	uint32_t *retired_ssrcs;
+	size_t n_retired;
 	struct room *next;
 };
+
+#define ROOM_RETIRED_SSRCS_MAX 4096
 
 struct worker_ref {
 	struct cv_switch *sw; /* set by the worker when it starts */

@@ -268,9 +268,12 @@ void cv_node_perc_stop(struct cv_node *n)
 		rmdir(n->perc_dir);
 		n->perc_dir[0] = '\0';
 	}
+	/* Under the lock: a join still being handled reads the deny list. */
+	pthread_mutex_lock(&n->lock);
 	free(n->deny);
 	n->deny = NULL;
 	n->n_deny = 0;
+	pthread_mutex_unlock(&n->lock);
 }
 
 /* Signaling thread: a whole POST /v1/channel. Never blocks on the KMS. */

@@ -786,14 +786,118 @@ static void test_perc_off(void)
 	CV_CHECK_INT(stop_pid(&nd.pid), 0);
 }
 
+/* ---- SSRCs are never reused in a perc room ---- */
+
+static const char *offer_path; /* tests/unit/sdp/data/chromium_av_offer.sdp */
+
+/* text with every occurrence of from replaced by to (malloc'ed). */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+	size_t n = 0, lf = strlen(from), lt = strlen(to);
+	for (const char *p = strstr(text, from); p; p = strstr(p + lf, from))
+		n++;
+	char *out = malloc(strlen(text) + n * lt + 1), *w = out;
+	if (!out)
+		return NULL;
+	for (const char *p = text, *q;; p = q + lf) {
+		q = strstr(p, from);
+		size_t k = q ? (size_t)(q - p) : strlen(p);
+		memcpy(w, p, k);
+		w += k;
+		if (!q)
+			break;
+		memcpy(w, to, lt);
+		w += lt;
+	}
+	*w = '\0';
+	return out;
+}
+
+/* Sends a publish with sdp (camera + microphone) and returns the type of
+ * the reply: "publish_answer", or the error code. */
+static const char *publish(int fd, const char *sdp)
+{
+	static char code[64];
+	json_t *m = json_pack("{s:s,s:i,s:s,s:[{s:s,s:s},{s:s,s:s}]}", "type",
+			      "publish", "id", 7, "sdp", sdp, "tracks", "mid",
+			      "0", "source", "microphone", "mid", "1", "source",
+			      "camera");
+	char *text = json_dumps(m, JSON_COMPACT);
+	ws_send(fd, text);
+	free(text);
+	json_decref(m);
+	json_t *j;
+	code[0] = '\0';
+	while ((j = ws_next(fd, NULL))) {
+		const char *t = jstr(j, "type");
+		if (t && !strcmp(t, "publish_answer"))
+			snprintf(code, sizeof(code), "%s", t);
+		else if (t && !strcmp(t, "error"))
+			snprintf(code, sizeof(code), "%s", jstr(j, "code"));
+		json_decref(j);
+		if (code[0])
+			break;
+	}
+	return code;
+}
+
+/*
+ * A subscriber's hop SRTP stream is named by the publisher's SSRC and
+ * outlives the track (node_priv.h, struct room): an SSRC announced again in
+ * the room -- twice in one offer, or after its track is gone -- is
+ * bad_sdp, or the hop key would see its SEQs (AES-GCM nonces) again.
+ */
+static void test_ssrc_once(const struct node *nd)
+{
+	const char *room = "perc-ssrc";
+	char *offer = slurp(offer_path);
+	int fe = -1, ff = -1;
+	CV_CHECK(offer != NULL);
+	if (!offer)
+		return;
+	json_t *j =
+		join(nd->port, node_token("sub-erin", room, CV_TOKEN_MODE_PERC),
+		     room, &fe);
+	CV_CHECK(j && !strcmp(jstr(j, "type"), "joined"));
+	json_decref(j);
+	j = join(nd->port, node_token("sub-frank", room, CV_TOKEN_MODE_PERC),
+		 room, &ff);
+	CV_CHECK(j && !strcmp(jstr(j, "type"), "joined"));
+	json_decref(j);
+
+	/* Erin publishes audio 1510285434 and video 4154914216. */
+	CV_CHECK_STR(publish(fe, offer), "publish_answer");
+	/* Frank: one SSRC on both m-lines of one offer. */
+	char *a = replaced(offer, "1510285434", "777001");
+	char *twice = a ? replaced(a, "4154914216", "777001") : NULL;
+	CV_CHECK_STR(twice ? publish(ff, twice) : "", "bad_sdp");
+	/* Erin's audio goes; Frank announces its SSRC: refused. */
+	ws_send(fe, "{\"type\":\"unpublish\",\"id\":8,\"mid\":\"0\"}");
+	json_decref(ws_expect(fe, "ok", NULL));
+	char *b = replaced(offer, "4154914216", "777002");
+	CV_CHECK_STR(b ? publish(ff, b) : "", "bad_sdp");
+	/* With SSRCs of its own, Frank publishes. */
+	char *c = b ? replaced(b, "1510285434", "777003") : NULL;
+	CV_CHECK_STR(c ? publish(ff, c) : "", "publish_answer");
+	free(a);
+	free(twice);
+	free(b);
+	free(c);
+	free(offer);
+	close(fe);
+	close(ff);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: %s CONCLAVE CONCLAVE_KMS\n", argv[0]);
+	if (argc < 4) {
+		fprintf(stderr, "usage: %s CONCLAVE CONCLAVE_KMS OFFER_SDP\n",
+			argv[0]);
 		return 2;
 	}
 	node_exe = argv[1];
 	kms_exe = argv[2];
+	offer_path = argv[3];
 	signal(SIGPIPE, SIG_IGN);
 	if (!mkdtemp(dir))
 		return 1;
@@ -821,6 +925,7 @@ int main(int argc, char **argv)
 	struct node nd = {0};
 	if (kms_pid > 0 && start_node(&nd, "node", extra) == 0) {
 		test_perc_node(&nd);
+		test_ssrc_once(&nd);
 		test_kms_down(&nd);
 		CV_CHECK_INT(stop_pid(&nd.pid), 0);
 	} else {
