@@ -372,31 +372,43 @@ out:
 	OPENSSL_cleanse(&req, sizeof(req));
 }
 
+static void serve_conn(void *arg, int fd)
+{
+	serve(arg, fd);
+}
+
 static void *admin_thread(void *arg)
 {
 	struct cv_kms_admin *a = arg;
+
+	cv_kms_accept_loop(a->listen_fd, a->stop_pipe[0], serve_conn, a);
+	return NULL;
+}
+
+void cv_kms_accept_loop(int listen_fd, int stop_fd,
+			void (*serve_fn)(void *arg, int fd), void *arg)
+{
 	struct pollfd pfd[2] = {
-		{.fd = a->listen_fd, .events = POLLIN},
-		{.fd = a->stop_pipe[0], .events = POLLIN},
+		{.fd = listen_fd, .events = POLLIN},
+		{.fd = stop_fd, .events = POLLIN},
 	};
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			break;
+			return;
 		}
 		if (pfd[1].revents)
-			break;
-		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			return;
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
 		struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		serve(a, fd);
+		serve_fn(arg, fd);
 		close(fd);
 	}
-	return NULL;
 }
 
 int cv_kms_tcp_listen(const char *address, uint16_t port, bool loopback_only,

@@ -87,4 +87,13 @@ int cv_kms_query_param(const char *query, const char *name, char *out,
 int cv_kms_tcp_listen(const char *address, uint16_t port, bool loopback_only,
 		      int *fd_out, uint16_t *port_out);
 
+/*
+ * The loop of a listener thread (admin API, client-KMS channel): accepts
+ * connections on listen_fd one at a time, gives each a 2 s send/receive
+ * timeout, hands it to serve(arg, fd) and closes it; returns when stop_fd
+ * becomes readable or poll fails.
+ */
+void cv_kms_accept_loop(int listen_fd, int stop_fd,
+			void (*serve)(void *arg, int fd), void *arg);
+
 #endif

@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +38,6 @@
 #define REQUEST_TTL_DEFAULT_MS (300 * 1000ull)
 #define REPLAY_WINDOW	       64
 #define ISSUER_MAX	       255
-#define IO_TIMEOUT_S	       2
 #define HTTP_BUF_BYTES	       (CV_KMS_HTTP_HEAD_MAX + CV_KMS_MSG_MAX_BYTES)
 #define CHANNEL_PATH	       "/v1/channel"
 
@@ -1093,37 +1091,33 @@ static void serve(struct cv_kms_channel *ch, int fd, uint8_t *buf, uint8_t *out)
 		       core ? cv_kms_status_name(st) : NULL);
 }
 
+/* One connection of the listener thread, with its reused scratch. */
+struct conn_ctx {
+	struct cv_kms_channel *ch;
+	uint8_t *buf, *out;
+};
+
+static void serve_conn(void *arg, int fd)
+{
+	struct conn_ctx *c = arg;
+
+	serve(c->ch, fd, c->buf, c->out);
+	/* Bodies hold tokens (sealed) and keys (sealed): wipe anyway, the
+	 * scratch is reused. */
+	OPENSSL_cleanse(c->buf, HTTP_BUF_BYTES);
+}
+
 static void *channel_thread(void *arg)
 {
-	struct cv_kms_channel *ch = arg;
-	uint8_t *buf = malloc(HTTP_BUF_BYTES);
-	uint8_t *out = malloc(CV_KMS_MSG_MAX_BYTES);
-	struct pollfd pfd[2] = {
-		{.fd = ch->listen_fd, .events = POLLIN},
-		{.fd = ch->stop_pipe[0], .events = POLLIN},
-	};
-	while (buf && out) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		int fd = accept4(ch->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		serve(ch, fd, buf, out);
-		close(fd);
-		/* Bodies hold tokens (sealed) and keys (sealed): wipe
-		 * anyway, the scratch is reused. */
-		OPENSSL_cleanse(buf, HTTP_BUF_BYTES);
-	}
-	free(buf);
-	free(out);
+	struct conn_ctx c = {.ch = arg,
+			     .buf = malloc(HTTP_BUF_BYTES),
+			     .out = malloc(CV_KMS_MSG_MAX_BYTES)};
+
+	if (c.buf && c.out)
+		cv_kms_accept_loop(c.ch->listen_fd, c.ch->stop_pipe[0],
+				   serve_conn, &c);
+	free(c.buf);
+	free(c.out);
 	return NULL;
 }
 

@@ -51,8 +51,7 @@ struct cv_kd_node {
 	size_t n_profiles;
 	uint8_t *rx;
 	size_t rx_len;
-	uint8_t *tx;
-	size_t tx_off, tx_len;
+	struct cv_tunnel_txq tx; /* cap: the link's max_queue_bytes */
 };
 
 struct cv_kd_link {
@@ -123,7 +122,7 @@ static void node_set_events(struct cv_kd_node *n)
 {
 	uint32_t ev = EPOLLIN;
 
-	if (n->tx_off < n->tx_len || (n->ssl && SSL_want_write(n->ssl)))
+	if (cv_tunnel_txq_pending(&n->tx) || (n->ssl && SSL_want_write(n->ssl)))
 		ev |= EPOLLOUT;
 	if (ev != n->io_events && cv_loop_mod_io(n->kd->loop, &n->io, ev) == 0)
 		n->io_events = ev;
@@ -151,9 +150,9 @@ static void node_free(struct cv_kd_node *n)
 	}
 	close(n->io.fd);
 	OPENSSL_cleanse(n->rx, CV_TUNNEL_MAX_MSG);
-	OPENSSL_cleanse(n->tx, kd->tx_cap);
+	OPENSSL_cleanse(n->tx.buf, n->tx.cap);
 	free(n->rx);
-	free(n->tx);
+	free(n->tx.buf);
 	free(n);
 	ERR_clear_error();
 }
@@ -177,52 +176,17 @@ static void node_close(struct cv_kd_node *n, int err)
 
 static int node_ssl_error(struct cv_kd_node *n, int r)
 {
-	switch (SSL_get_error(n->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return -ECONNRESET;
-	case SSL_ERROR_SYSCALL:
-		return errno ? -errno : -ECONNRESET;
-	default:
-		return n->refused ? CV_EAUTH : CV_EPROTO;
-	}
+	return cv_tunnel_ssl_error(n->ssl, r, n->refused);
 }
 
 static int node_queue(struct cv_kd_node *n, const struct cv_tunnel_msg *m)
 {
-	size_t cap = n->kd->tx_cap;
-	int w;
-
-	if (n->tx_off > 0 && cap - n->tx_len < CV_TUNNEL_MAX_MSG) {
-		memmove(n->tx, n->tx + n->tx_off, n->tx_len - n->tx_off);
-		n->tx_len -= n->tx_off;
-		OPENSSL_cleanse(n->tx + n->tx_len, n->tx_off);
-		n->tx_off = 0;
-	}
-	w = cv_tunnel_msg_encode(m, n->tx + n->tx_len, cap - n->tx_len);
-	if (w < 0)
-		return w;
-	n->tx_len += (size_t)w;
-	return 0;
+	return cv_tunnel_txq_push(&n->tx, m);
 }
 
 static int node_flush(struct cv_kd_node *n)
 {
-	while (n->tx_off < n->tx_len) {
-		int r = SSL_write(n->ssl, n->tx + n->tx_off,
-				  (int)(n->tx_len - n->tx_off));
-		if (r <= 0) {
-			int err = node_ssl_error(n, r);
-			return err == -EAGAIN ? 0 : err;
-		}
-		/* MediaKeys leave our memory as soon as TLS has them. */
-		OPENSSL_cleanse(n->tx + n->tx_off, (size_t)r);
-		n->tx_off += (size_t)r;
-	}
-	n->tx_off = n->tx_len = 0;
-	return 0;
+	return cv_tunnel_txq_flush(&n->tx, n->ssl, n->refused);
 }
 
 /* RFC 9185 section 5: the first message is SupportedProfiles. */
@@ -365,7 +329,7 @@ static int node_step(struct cv_kd_node *n)
 	if (err)
 		return err;
 	if (n->state == NODE_CLOSING)
-		return n->tx_off < n->tx_len ? 0 : CV_EUNSUPP;
+		return cv_tunnel_txq_pending(&n->tx) ? 0 : CV_EUNSUPP;
 	return node_read(n);
 }
 
@@ -424,9 +388,10 @@ static void kd_accept_one(struct cv_kd_link *kd, int fd,
 	cv_timer_init(&n->timer, node_on_timer, n);
 	peer_obfuscated(ss, n->peer_id);
 	n->rx = malloc(CV_TUNNEL_MAX_MSG);
-	n->tx = malloc(kd->tx_cap);
+	n->tx.cap = kd->tx_cap;
+	n->tx.buf = malloc(n->tx.cap);
 	n->ssl = SSL_new(kd->ctx);
-	if (!n->rx || !n->tx || !n->ssl || SSL_set_fd(n->ssl, fd) != 1)
+	if (!n->rx || !n->tx.buf || !n->ssl || SSL_set_fd(n->ssl, fd) != 1)
 		goto fail;
 	SSL_set_app_data(n->ssl, n);
 	SSL_set_accept_state(n->ssl);
@@ -446,7 +411,7 @@ fail:
 		if (n->ssl)
 			SSL_free(n->ssl);
 		free(n->rx);
-		free(n->tx);
+		free(n->tx.buf);
 		free(n);
 	}
 	close(fd);

@@ -204,6 +204,44 @@ int cv_tunnel_tls_ctx_new(struct ssl_ctx_st **out, bool server,
 bool cv_tunnel_cert_pinned(struct x509_st *cert,
 			   const struct cv_dtls_fingerprint *pins, size_t n);
 
+struct ssl_st;
+
+/*
+ * The send side of one TLS stream of TunnelMessages, the same at both
+ * ends (the node's link and the KD's node connections): buf[off..len)
+ * waits for SSL_write; cap is buf's size (the queue ceiling). Every octet
+ * is wiped once TLS has taken it (MediaKeys travel here).
+ */
+struct cv_tunnel_txq {
+	uint8_t *buf;
+	size_t cap, off, len;
+};
+
+/* Appends m, encoded; moves what waits to the front first when the tail
+ * cannot hold a whole message. 0, CV_ETOOBIG (full), -EINVAL. */
+int cv_tunnel_txq_push(struct cv_tunnel_txq *q, const struct cv_tunnel_msg *m);
+
+/* SSL_writes what waits. 0 when all of it went or the socket would block
+ * (cv_tunnel_txq_pending says which), else cv_tunnel_ssl_error's code. */
+int cv_tunnel_txq_flush(struct cv_tunnel_txq *q, struct ssl_st *ssl,
+			bool auth_failed);
+
+static inline bool cv_tunnel_txq_pending(const struct cv_tunnel_txq *q)
+{
+	return q->off < q->len;
+}
+
+/* Wipes what waits and empties the queue (the buffer stays). */
+void cv_tunnel_txq_clear(struct cv_tunnel_txq *q);
+
+/*
+ * The error of an SSL_read/SSL_write/SSL_do_handshake that returned r:
+ * -EAGAIN (would block), -ECONNRESET (closed), -errno, else CV_EAUTH when
+ * auth_failed (our pin check refused the peer) or CV_EPROTO. Call it
+ * right after the SSL call (it reads errno).
+ */
+int cv_tunnel_ssl_error(struct ssl_st *ssl, int r, bool auth_failed);
+
 /*
  * The certificate's SHA-256 fingerprint as "sha-256 AB:CD:..." in out
  * (CV_TUNNEL_FP_STRLEN bytes). Returns 0 or CV_ECRYPTO. Thread: any.

@@ -419,6 +419,63 @@ bool cv_tunnel_cert_pinned(X509 *cert, const struct cv_dtls_fingerprint *pins,
 	return false;
 }
 
+int cv_tunnel_txq_push(struct cv_tunnel_txq *q, const struct cv_tunnel_msg *m)
+{
+	int n;
+
+	if (!q || !m)
+		return -EINVAL;
+	if (q->off > 0 && q->cap - q->len < CV_TUNNEL_MAX_MSG) {
+		memmove(q->buf, q->buf + q->off, q->len - q->off);
+		q->len -= q->off;
+		OPENSSL_cleanse(q->buf + q->len, q->off);
+		q->off = 0;
+	}
+	n = cv_tunnel_msg_encode(m, q->buf + q->len, q->cap - q->len);
+	if (n < 0)
+		return n;
+	q->len += (size_t)n;
+	return 0;
+}
+
+int cv_tunnel_txq_flush(struct cv_tunnel_txq *q, SSL *ssl, bool auth_failed)
+{
+	while (q->off < q->len) {
+		int r = SSL_write(ssl, q->buf + q->off, (int)(q->len - q->off));
+		if (r <= 0) {
+			int err = cv_tunnel_ssl_error(ssl, r, auth_failed);
+			return err == -EAGAIN ? 0 : err;
+		}
+		/* MediaKeys leave our memory as soon as TLS has them. */
+		OPENSSL_cleanse(q->buf + q->off, (size_t)r);
+		q->off += (size_t)r;
+	}
+	q->off = q->len = 0;
+	return 0;
+}
+
+void cv_tunnel_txq_clear(struct cv_tunnel_txq *q)
+{
+	if (q->buf)
+		OPENSSL_cleanse(q->buf, q->len);
+	q->off = q->len = 0;
+}
+
+int cv_tunnel_ssl_error(SSL *ssl, int r, bool auth_failed)
+{
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return -ECONNRESET;
+	case SSL_ERROR_SYSCALL:
+		return errno ? -errno : -ECONNRESET;
+	default:
+		return auth_failed ? CV_EAUTH : CV_EPROTO;
+	}
+}
+
 int cv_tunnel_cert_fingerprint(X509 *cert, char out[CV_TUNNEL_FP_STRLEN])
 {
 	uint8_t md[EVP_MAX_MD_SIZE];
@@ -543,8 +600,7 @@ struct cv_tunnel_link {
 	uint64_t connects;
 	uint8_t *rx;
 	size_t rx_len;
-	uint8_t *tx;
-	size_t tx_off, tx_len, tx_cap;
+	struct cv_tunnel_txq tx;
 };
 
 static int link_parse_addr(struct cv_tunnel_link *l, const char *host,
@@ -635,9 +691,8 @@ static void link_close_conn(struct cv_tunnel_link *l)
 		l->io.fd = -1;
 	}
 	OPENSSL_cleanse(l->rx, l->rx_len);
-	OPENSSL_cleanse(l->tx, l->tx_len);
+	cv_tunnel_txq_clear(&l->tx);
 	l->rx_len = 0;
-	l->tx_off = l->tx_len = 0;
 	l->pin_failed = false;
 	l->accepted = false;
 	ERR_clear_error();
@@ -678,61 +733,16 @@ static void link_fail(struct cv_tunnel_link *l, int err)
 }
 
 /* Appends one encoded message to the queue. */
-static int link_queue(struct cv_tunnel_link *l, const struct cv_tunnel_msg *m)
-{
-	int n;
-
-	if (l->tx_off > 0 && l->tx_cap - l->tx_len < CV_TUNNEL_MAX_MSG) {
-		memmove(l->tx, l->tx + l->tx_off, l->tx_len - l->tx_off);
-		l->tx_len -= l->tx_off;
-		OPENSSL_cleanse(l->tx + l->tx_len, l->tx_off);
-		l->tx_off = 0;
-	}
-	n = cv_tunnel_msg_encode(m, l->tx + l->tx_len, l->tx_cap - l->tx_len);
-	if (n < 0)
-		return n;
-	l->tx_len += (size_t)n;
-	return 0;
-}
-
 static int ssl_error(struct cv_tunnel_link *l, int r)
 {
-	int e = SSL_get_error(l->ssl, r);
-
-	switch (e) {
-	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return -ECONNRESET;
-	case SSL_ERROR_SYSCALL:
-		return errno ? -errno : -ECONNRESET;
-	default:
-		return l->pin_failed ? CV_EAUTH : CV_EPROTO;
-	}
-}
-
-static int link_flush(struct cv_tunnel_link *l)
-{
-	while (l->tx_off < l->tx_len) {
-		int r = SSL_write(l->ssl, l->tx + l->tx_off,
-				  (int)(l->tx_len - l->tx_off));
-		if (r <= 0) {
-			int err = ssl_error(l, r);
-			return err == -EAGAIN ? 0 : err;
-		}
-		OPENSSL_cleanse(l->tx + l->tx_off, (size_t)r);
-		l->tx_off += (size_t)r;
-	}
-	l->tx_off = l->tx_len = 0;
-	return 0;
+	return cv_tunnel_ssl_error(l->ssl, r, l->pin_failed);
 }
 
 static void link_update_events(struct cv_tunnel_link *l)
 {
 	uint32_t ev = EPOLLIN;
 
-	if (l->state == LINK_CONNECTING || l->tx_off < l->tx_len ||
+	if (l->state == LINK_CONNECTING || cv_tunnel_txq_pending(&l->tx) ||
 	    (l->ssl && SSL_want_write(l->ssl)))
 		ev |= EPOLLOUT;
 	link_set_events(l, ev);
@@ -829,11 +839,11 @@ static int link_handshake(struct cv_tunnel_link *l)
 	m.u.profiles.version = CV_TUNNEL_VERSION;
 	m.u.profiles.n = l->n_profiles;
 	memcpy(m.u.profiles.ids, l->profiles, l->n_profiles * sizeof(uint16_t));
-	err = link_queue(l, &m);
+	err = cv_tunnel_txq_push(&l->tx, &m);
 	if (err)
 		return err;
 	l->state = LINK_ACCEPTING;
-	err = link_flush(l);
+	err = cv_tunnel_txq_flush(&l->tx, l->ssl, l->pin_failed);
 	if (err)
 		return err;
 	return link_read(l);
@@ -872,7 +882,7 @@ static int link_step(struct cv_tunnel_link *l, uint32_t events)
 		return link_handshake(l);
 	case LINK_ACCEPTING:
 	case LINK_UP:
-		err = link_flush(l);
+		err = cv_tunnel_txq_flush(&l->tx, l->ssl, l->pin_failed);
 		if (err)
 			return err;
 		return link_read(l);
@@ -971,10 +981,10 @@ int cv_tunnel_link_create(struct cv_tunnel_link **out, struct cv_loop *loop,
 	l->connect_timeout_ms = opts->connect_timeout_ms
 					? opts->connect_timeout_ms
 					: LINK_CONNECT_TIMEOUT_MS;
-	l->tx_cap =
+	l->tx.cap =
 		opts->max_queue_bytes ? opts->max_queue_bytes : LINK_MAX_QUEUE;
-	if (l->tx_cap < CV_TUNNEL_MAX_MSG)
-		l->tx_cap = CV_TUNNEL_MAX_MSG;
+	if (l->tx.cap < CV_TUNNEL_MAX_MSG)
+		l->tx.cap = CV_TUNNEL_MAX_MSG;
 	if (opts->profiles) {
 		memcpy(l->profiles, opts->profiles,
 		       opts->n_profiles * sizeof(uint16_t));
@@ -991,8 +1001,8 @@ int cv_tunnel_link_create(struct cv_tunnel_link **out, struct cv_loop *loop,
 	if (err)
 		goto fail;
 	l->rx = malloc(CV_TUNNEL_MAX_MSG);
-	l->tx = malloc(l->tx_cap);
-	if (!l->rx || !l->tx) {
+	l->tx.buf = malloc(l->tx.cap);
+	if (!l->rx || !l->tx.buf) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -1012,7 +1022,7 @@ int cv_tunnel_link_create(struct cv_tunnel_link **out, struct cv_loop *loop,
 	return 0;
 fail:
 	free(l->rx);
-	free(l->tx);
+	free(l->tx.buf);
 	free(l);
 	return err;
 }
@@ -1025,9 +1035,9 @@ void cv_tunnel_link_destroy(struct cv_tunnel_link *l)
 	link_close_conn(l);
 	SSL_CTX_free(l->ctx);
 	OPENSSL_cleanse(l->rx, CV_TUNNEL_MAX_MSG);
-	OPENSSL_cleanse(l->tx, l->tx_cap);
+	OPENSSL_cleanse(l->tx.buf, l->tx.cap);
 	free(l->rx);
-	free(l->tx);
+	free(l->tx.buf);
 	free(l);
 }
 
@@ -1051,7 +1061,7 @@ int cv_tunnel_link_send(struct cv_tunnel_link *l, const struct cv_tunnel_msg *m)
 		return -EINVAL;
 	if (l->state != LINK_UP)
 		return -ENOTCONN;
-	err = link_queue(l, m);
+	err = cv_tunnel_txq_push(&l->tx, m);
 	if (err == CV_ETOOBIG && check_msg(m) == 0)
 		return CV_ETOOBIG;
 	if (err)
